@@ -1,0 +1,1 @@
+"""aaiti: Auto AI Trading Interface."""

@@ -1,0 +1,151 @@
+"""Password hashing and token primitives.
+
+Passwords: argon2id through pwdlib (bcrypt accepted as a legacy verifier and upgraded on login). Hashing runs in
+a worker thread behind a semaphore so the event loop never blocks and a login burst cannot exhaust memory.
+Passwords are used exactly as typed: no trimming, no normalisation, no truncation.
+
+Access tokens: JWT HS256 with iss/aud/typ/exp/iat/jti/sub and ``tv`` (the user's token version, compared with
+the database on every request). Refresh tokens: 256-bit opaque strings; only their SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+import anyio
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+from aaiti.core.errors import Unauthorized
+
+ALGORITHM = "HS256"
+ACCESS_TYPE = "access"
+COMMON_PASSWORD_COUNT = 3000
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "aud", "iss", "jti", "typ", "tv"]
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The 3,000 most common passwords (zxcvbn's frequency list, derived from leaked-password corpora)."""
+    return frozenset(p.lower() for p in FREQUENCY_LISTS["passwords"][:COMMON_PASSWORD_COUNT])
+
+
+def password_problem(password: str, email: str | None = None) -> str | None:
+    """A reason the password is refused by policy, or None. Length is checked by the request schema."""
+    if password.lower() in common_passwords():
+        return "this password is among the most common passwords; choose another"
+    if email and password.lower() in {email.lower(), email.split("@", 1)[0].lower()}:
+        return "the password must not be your email address"
+    if not password.strip():
+        return "the password must not be only whitespace"
+    return None
+
+
+class PasswordHasher:
+    def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int, concurrency: int) -> None:
+        self._hash = PasswordHash(
+            (
+                Argon2Hasher(memory_cost=memory_kib, time_cost=time_cost, parallelism=parallelism),
+                BcryptHasher(),
+            )
+        )
+        self._limit = anyio.Semaphore(concurrency)
+        self._dummy = self._hash.hash(secrets.token_urlsafe(16))
+
+    async def hash(self, password: str) -> str:
+        async with self._limit:
+            return await anyio.to_thread.run_sync(self._hash.hash, password)
+
+    async def verify(self, password: str, stored_hash: str | None) -> tuple[bool, str | None]:
+        """(valid, upgraded hash or None). With no stored hash a dummy is verified so timing matches."""
+        async with self._limit:
+            if stored_hash is None:
+                await anyio.to_thread.run_sync(self._hash.verify, password, self._dummy)
+                return False, None
+            try:
+                return await anyio.to_thread.run_sync(self._hash.verify_and_update, password, stored_hash)
+            except Exception:  # an unreadable stored hash is a failed login, not a crash
+                return False, None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    role: str
+    token_version: int
+    jti: str
+    expires_at: datetime
+
+
+class TokenCodec:
+    def __init__(self, *, secret: str, issuer: str, audience: str, access_ttl_s: int, leeway_s: int) -> None:
+        self._secret = secret
+        self.issuer = issuer
+        self.audience = audience
+        self.access_ttl = timedelta(seconds=access_ttl_s)
+        self._leeway = leeway_s
+
+    def encode_access(
+        self, *, user_id: uuid.UUID, role: str, token_version: int, now: datetime
+    ) -> tuple[str, int]:
+        exp = now + self.access_ttl
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(user_id),
+            "iat": int(now.timestamp()),
+            "exp": int(exp.timestamp()),
+            "jti": secrets.token_hex(16),
+            "typ": ACCESS_TYPE,
+            "role": role,
+            "tv": token_version,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), int(self.access_ttl.total_seconds())
+
+    def decode_access(self, token: str) -> AccessClaims:
+        """Verify signature, algorithm, iss, aud, exp/iat/nbf and the token type. Raises Unauthorized."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != ALGORITHM:
+                raise Unauthorized("invalid token")
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+            if claims.get("typ") != ACCESS_TYPE:
+                raise Unauthorized("invalid token")
+            tv = claims["tv"]
+            if not isinstance(tv, int) or isinstance(tv, bool) or not isinstance(claims.get("role"), str):
+                raise Unauthorized("invalid token")
+            return AccessClaims(
+                user_id=uuid.UUID(str(claims["sub"])),
+                role=claims["role"],
+                token_version=tv,
+                jti=str(claims["jti"]),
+                expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=UTC),
+            )
+        except Unauthorized:
+            raise
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+            raise Unauthorized("invalid or expired token") from exc
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,1 @@
+"""Logging, Prometheus metrics, request-id/timing middleware and health checks."""

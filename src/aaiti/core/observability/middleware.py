@@ -1,0 +1,162 @@
+"""Pure ASGI middleware: request id, structured request log, security headers, body-size cap.
+
+One request log line per HTTP request: method, route path without the query string (tokens never appear in
+logs), status, duration, request id and the user id bound by authentication.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import structlog
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = structlog.get_logger("aaiti.http")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+SPA_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "font-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith("/api") or path == "/metrics" or path.startswith("/socket.io")
+
+
+def _security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+    if path in {"/docs", "/redoc", "/docs/oauth2-redirect"}:
+        headers.append((b"content-security-policy", DOCS_CSP.encode()))
+    elif _is_api(path) or path == "/openapi.json":
+        headers.append((b"content-security-policy", API_CSP.encode()))
+    else:
+        headers.append((b"content-security-policy", SPA_CSP.encode()))
+    if _is_api(path) or path == "/openapi.json":
+        headers.append((b"cache-control", b"no-store"))
+    return headers
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]) -> None:
+    raw = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": raw})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class HttpHygieneMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        incoming = dict(scope.get("headers") or [])
+        given = incoming.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        extra = [*_security_headers(path), (b"x-request-id", request_id.encode())]
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        length = incoming.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_body_bytes
+            except ValueError:
+                too_big = True
+            if too_big:
+                await _send_json(
+                    send,
+                    413,
+                    {
+                        "error": "payload_too_large",
+                        "detail": f"request body exceeds {self.max_body_bytes} bytes",
+                    },
+                    extra,
+                )
+                self._log(scope, 413, started)
+                return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge
+            return message
+
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_holder["status"] = message["status"]
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in names)]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except BodyTooLarge:
+            if not response_started:
+                await _send_json(
+                    send,
+                    413,
+                    {
+                        "error": "payload_too_large",
+                        "detail": f"request body exceeds {self.max_body_bytes} bytes",
+                    },
+                    extra,
+                )
+            status_holder["status"] = 413
+        finally:
+            self._log(scope, status_holder["status"], started)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, started: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        log.info(
+            "http_request",
+            method=scope.get("method"),
+            path=scope.get("path"),
+            route=template,
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )

@@ -1,0 +1,1 @@
+"""Background jobs: the TaskRunner protocol, the local process-pool runner and the ``jobs`` table."""
