@@ -1,4 +1,7 @@
-"""The one place routers are mounted under /api."""
+"""The one place routers are mounted under /api.
+
+Unknown /api paths need no catch-all route: the 404 handler answers JSON, and a catch-all would turn
+"wrong method" (405) into 404. The SPA fallback never serves /api paths."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from fastapi import APIRouter
 from aaiti.admin.router import audit_router, settings_router, users_router
 from aaiti.auth.dependencies import current_principal, require_trader
 from aaiti.auth.router import router as auth_router
-from aaiti.core.errors import NotFound
 from aaiti.core.observability.router import router as health_router
 from aaiti.core.tasks.router import build_jobs_router
 
@@ -20,9 +22,5 @@ def build_api_router() -> APIRouter:
     api.include_router(settings_router)
     api.include_router(audit_router)
     api.include_router(build_jobs_router(current_principal, require_trader))
-
-    @api.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-    async def unknown_api_path(rest: str) -> None:
-        raise NotFound(f"no API route /api/{rest[:200]}")
 
     return api

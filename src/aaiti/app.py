@@ -19,7 +19,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aaiti.api import build_api_router
@@ -56,9 +55,7 @@ STATUS_CODES = {
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
-def _error(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
+def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status, headers=headers)
 
 
@@ -145,9 +142,7 @@ def build_fastapi(settings: Settings, gateway: SocketGateway, clock: Clock) -> F
             workers=settings.jobs.effective_workers(),
             max_tasks_per_child=settings.jobs.max_tasks_per_child,
         )
-        core = CoreComponents(
-            settings=settings, db=db, clock=clock, limiter=limiter, publisher=gateway, runner=runner
-        )
+        core = CoreComponents(settings=settings, db=db, clock=clock, limiter=limiter, publisher=gateway, runner=runner)
         auth = create_auth_service(settings, clock=clock, limiter=limiter)
         app.state.core = core
         app.state.auth = auth
@@ -184,11 +179,6 @@ def build_fastapi(settings: Settings, gateway: SocketGateway, clock: Clock) -> F
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             max_age=600,
         )
-    Instrumentator(
-        should_group_status_codes=False,
-        excluded_handlers=["/metrics"],
-        should_instrument_requests_inprogress=False,
-    ).instrument(app)
     app.include_router(build_api_router())
 
     @app.get("/metrics", include_in_schema=False)

@@ -46,7 +46,7 @@ def _is_client_route(path: str) -> bool:
     return not path.startswith(("api/", "assets/", "socket.io")) and "." not in last
 
 
-def not_built(_request: Any) -> HTMLResponse:
+def not_built() -> HTMLResponse:
     return HTMLResponse(NOT_BUILT_PAGE, headers={"cache-control": "no-cache"})
 
 

@@ -42,17 +42,11 @@ class ConfigError(RuntimeError):
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    cors_origins: list[str] = Field(
-        default_factory=list, description="Exact origins allowed by CORS and Socket.IO"
-    )
+    cors_origins: list[str] = Field(default_factory=list, description="Exact origins allowed by CORS and Socket.IO")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Request body cap; larger bodies get 413")
-    static_dir: Path | None = Field(
-        None, description="Built SPA folder; defaults to the package's static/dist"
-    )
+    static_dir: Path | None = Field(None, description="Built SPA folder; defaults to the package's static/dist")
     docs_enabled: bool = True
-    metrics_token: str | None = Field(
-        None, description="Bearer token for /metrics from non-loopback scrapers"
-    )
+    metrics_token: str | None = Field(None, description="Bearer token for /metrics from non-loopback scrapers")
 
     @field_validator("cors_origins")
     @classmethod
@@ -86,9 +80,7 @@ class AuthSettings(BaseModel):
     login_max_per_ip: int = Field(30, ge=1, description="Login/refresh attempts per client IP per window")
     login_window_s: int = Field(60, ge=1)
     hash_concurrency: int = Field(2, ge=1, description="Concurrent argon2 hashes (64 MiB each)")
-    argon2_memory_kib: int = Field(
-        19_456, ge=19_456, description="argon2id memory cost (ASVS minimum 19 MiB)"
-    )
+    argon2_memory_kib: int = Field(19_456, ge=19_456, description="argon2id memory cost (ASVS minimum 19 MiB)")
     argon2_time_cost: int = Field(2, ge=2)
     argon2_parallelism: int = Field(1, ge=1)
     registration_open: bool = True
@@ -108,9 +100,7 @@ class MarketSettings(BaseModel):
     coingecko_base_url: str = "https://api.coingecko.com/api/v3"
     coingecko_key_kind: Literal["none", "demo", "pro"] = "none"
     coingecko_api_key: SecretStr | None = None
-    calls_per_minute: int = Field(
-        10, ge=1, le=1000, description="Upstream budget (keyless tier is ~5-15/min)"
-    )
+    calls_per_minute: int = Field(10, ge=1, le=1000, description="Upstream budget (keyless tier is ~5-15/min)")
     poll_interval_s: float = Field(30.0, ge=0.05, le=3600)
     replay_bar_seconds: float = Field(1.0, gt=0, description="Wall seconds per replayed bar")
     symbols: list[str] = Field(default_factory=lambda: ["BTC", "ETH", "LTC"])

@@ -51,8 +51,7 @@ def audit_context(request: Request) -> AuditContext:
         user_id=principal.id if principal is not None else None,
         ip_address=client_ip(request),
         user_agent=request.headers.get("user-agent"),
-        request_id=getattr(request.state, "request_id", None)
-        or request.scope.get("state", {}).get("request_id"),
+        request_id=getattr(request.state, "request_id", None) or request.scope.get("state", {}).get("request_id"),
     )
 
 

@@ -15,9 +15,7 @@ class AppError(Exception):
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 400
 
-    def __init__(
-        self, detail: str, *, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None
-    ):
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None):
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {}

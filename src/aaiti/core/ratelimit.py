@@ -23,9 +23,7 @@ class RateLimiter:
         if await self._limiter.hit(item, key):
             return
         stats = await self._limiter.get_window_stats(item, key)
-        raise TooManyRequests(
-            f"too many {what}; try again later", retry_after=max(1.0, stats.reset_time - time.time())
-        )
+        raise TooManyRequests(f"too many {what}; try again later", retry_after=max(1.0, stats.reset_time - time.time()))
 
     async def reset(self) -> None:
         await self._storage.reset()

@@ -62,18 +62,14 @@ def create_engine(
         database = parsed.database or ""
         if database in {"", ":memory:"}:
             raise ValueError("use a SQLite file, not an in-memory database (WAL and several connections)")
-        kwargs: dict[str, Any] = {
-            "connect_args": {"timeout": (pragmas or SQLitePragmas()).busy_timeout_ms / 1000}
-        }
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": (pragmas or SQLitePragmas()).busy_timeout_ms / 1000}}
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size
         engine = create_async_engine(url, echo=echo, **kwargs)
         _install_sqlite_hooks(engine, pragmas or SQLitePragmas(), immediate=not read_only)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_async_engine(
-            url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
+        return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     return create_async_engine(url, echo=echo, poolclass=NullPool)
 
 

@@ -21,7 +21,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+from aaiti.core.observability import metrics
+
 log = structlog.get_logger("aaiti.http")
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -35,6 +38,19 @@ SPA_CSP = (
     "font-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (``/api/jobs/{job_id}``), never the raw path (bounded labels).
+
+    FastAPI >= 0.16x includes routers lazily and keeps the full, prefixed template in its effective route
+    context; ``scope["route"]`` alone lacks the include prefix."""
+    fastapi_scope = scope.get("fastapi")
+    context = fastapi_scope.get("effective_route_context") if isinstance(fastapi_scope, dict) else None
+    template = getattr(context, "path_format", None) or getattr(context, "path", None)
+    if not template:
+        template = getattr(scope.get("route"), "path", None)
+    return template or "unmatched"
 
 
 def _is_api(path: str) -> bool:
@@ -150,13 +166,18 @@ class HttpHygieneMiddleware:
 
     @staticmethod
     def _log(scope: Scope, status: int, started: float) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
+        elapsed = time.perf_counter() - started
+        template = route_template(scope)
+        method = scope.get("method", "")
+        if method not in KNOWN_METHODS:
+            method = "other"
+        metrics.HTTP_REQUESTS.labels(handler=template, method=method, status=str(status)).inc()
+        metrics.HTTP_LATENCY.labels(handler=template, method=method).observe(elapsed)
         log.info(
             "http_request",
-            method=scope.get("method"),
+            method=method,
             path=scope.get("path"),
             route=template,
             status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            duration_ms=round(elapsed * 1000, 2),
         )

@@ -46,9 +46,7 @@ async def ready(core: Core) -> JSONResponse:
             result = CheckResult(False, f"{type(exc).__name__}: {exc}"[:300])
         results[name] = {"ok": result.ok, "detail": result.detail, **result.data}
     ok = all(r["ok"] for r in results.values())
-    return JSONResponse(
-        {"status": "ready" if ok else "not_ready", "checks": results}, status_code=200 if ok else 503
-    )
+    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": results}, status_code=200 if ok else 503)
 
 
 async def _db_check(core: Any) -> CheckResult:

@@ -1,9 +1,8 @@
 """/api/jobs: list, detail, cancel (owner only) and submission of user-facing kinds (e.g. ``selftest``).
 
 Built by a factory that receives the authentication dependencies, since core does not import the auth domain.
+(No ``from __future__ import annotations`` here: FastAPI must resolve the factory-local ``Annotated`` aliases.)
 """
-
-from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
@@ -64,9 +63,7 @@ def build_jobs_router(reader: Callable[..., Any], writer: Callable[..., Any]) ->
 
     @router.post("/{job_id}/cancel", response_model=JobOut)
     async def cancel(job_id: uuid.UUID, request: Request, principal: Writer, uow: UoW, core: Core) -> Job:
-        job = await service.cancel_job(
-            uow, core.runner, core.clock, audit_context(request), principal, job_id
-        )
+        job = await service.cancel_job(uow, core.runner, core.clock, audit_context(request), principal, job_id)
         await uow.commit()
         return job
 

@@ -59,9 +59,7 @@ async def submit_job(
     )
     uow.session.add(job)
     await uow.session.flush()
-    record_audit(
-        uow.session, ctx, "jobs.submit", resource_type="job", resource_id=job.id, details={"kind": kind.name}
-    )
+    record_audit(uow.session, ctx, "jobs.submit", resource_type="job", resource_id=job.id, details={"kind": kind.name})
     job_id = job.id
 
     async def start() -> None:

@@ -69,9 +69,7 @@ def init_worker() -> None:
 
 def resolve(target: str) -> Callable[[dict[str, Any], JobContext], dict[str, Any]]:
     module_name, _, attr = target.partition(":")
-    fn: Callable[[dict[str, Any], JobContext], dict[str, Any]] = getattr(
-        importlib.import_module(module_name), attr
-    )
+    fn: Callable[[dict[str, Any], JobContext], dict[str, Any]] = getattr(importlib.import_module(module_name), attr)
     return fn
 
 
