@@ -1,0 +1,53 @@
+# aaiti: two commands do everything on a fresh clone (Python 3.11, Node 20 for the dashboard).
+#   make run    create .venv, install, build the dashboard, migrate, serve on http://127.0.0.1:8000 (SQLite in ./var)
+#   make test   create .venv, install, lint, type-check, check layering, run every test
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS ?= ml,dev,postgres,distributed
+
+.PHONY: run test install frontend frontend-test lint typecheck layers pytest bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+frontend:
+	@if command -v npm >/dev/null 2>&1; then \
+		cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build; \
+	else echo "npm not found: the API runs, the dashboard is not built (see README)"; fi
+
+frontend-test:
+	@if command -v npm >/dev/null 2>&1; then \
+		cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run typecheck && npm test && npm run build; \
+	else echo "npm not found: skipping dashboard checks"; fi
+
+run: install frontend
+	AAITI_ENV=$${AAITI_ENV:-dev} $(BIN)/aaiti serve
+
+lint: install
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
+
+typecheck: install
+	$(BIN)/mypy
+
+layers: install
+	$(BIN)/lint-imports
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint typecheck layers frontend-test pytest
+
+bench: install
+	$(BIN)/python bench/api.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache
