@@ -224,8 +224,7 @@ def create_auth_service(
 def _wire_sockets(gateway: SocketGateway, core: CoreComponents, auth: AuthService) -> None:
     async def authenticate(token: str) -> SocketIdentity:
         claims = auth.codec.decode_access(token)
-        async with core.db.read() as session:
-            principal = await auth.principal_for(session, claims)
+        principal, _ = await auth.authenticate(core.db.fast, claims)
         return SocketIdentity(principal, claims.token_version, claims.expires_at)
 
     async def still_valid(pairs: list[tuple[uuid.UUID, int]]) -> set[uuid.UUID]:

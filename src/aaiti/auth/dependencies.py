@@ -21,7 +21,7 @@ from aaiti.core.principal import Principal
 bearer = HTTPBearer(auto_error=False, description="Access token from /api/auth/login")
 
 
-def get_auth_service(request: Request) -> AuthService:
+async def get_auth_service(request: Request) -> AuthService:
     service: AuthService = request.app.state.auth
     return service
 
@@ -42,9 +42,9 @@ async def current_principal(
             "exactly one Authorization header is allowed", headers={"WWW-Authenticate": "Bearer"}
         )
     claims = auth.codec.decode_access(credentials.credentials)
-    async with core.db.read() as session:
-        principal = await auth.principal_for(session, claims)
+    principal, snapshot = await auth.authenticate(core.db.fast, claims)
     request.state.principal = principal
+    request.state.user_snapshot = snapshot
     structlog.contextvars.bind_contextvars(user_id=str(principal.id))
     return principal
 

@@ -10,9 +10,9 @@ from fastapi.security import OAuth2PasswordRequestForm
 from aaiti.auth.dependencies import Auth, CurrentUser
 from aaiti.auth.models import User
 from aaiti.auth.schemas import ChangePasswordIn, LoginIn, RefreshIn, RegisterIn, TokenOut, UserOut
-from aaiti.auth.service import IssuedTokens
+from aaiti.auth.service import IssuedTokens, UserSnapshot
 from aaiti.core.audit import Outcome, record_audit
-from aaiti.core.dependencies import Core, ReadSession, UoW, audit_context, client_ip
+from aaiti.core.dependencies import Core, UoW, audit_context, client_ip
 from aaiti.core.errors import Forbidden, TooManyRequests
 from aaiti.core.principal import Principal
 
@@ -90,8 +90,10 @@ async def logout(request: Request, principal: CurrentUser, uow: UoW, auth: Auth)
 
 
 @router.get("/me", response_model=UserOut)
-async def me(principal: CurrentUser, session: ReadSession) -> User | None:
-    return await session.get(User, principal.id)
+async def me(request: Request, principal: CurrentUser) -> UserSnapshot:
+    """The caller's account, as read by the authentication check of this very request."""
+    snapshot: UserSnapshot = request.state.user_snapshot
+    return snapshot
 
 
 @router.post("/change-password", status_code=status.HTTP_204_NO_CONTENT)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,12 +25,43 @@ from aaiti.auth.security import (
 )
 from aaiti.core.audit import AuditContext, Outcome, record_audit
 from aaiti.core.clock import Clock
+from aaiti.core.db.fastread import FastReader
 from aaiti.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from aaiti.core.observability import metrics
 from aaiti.core.principal import Principal
 from aaiti.core.ratelimit import RateLimiter
 
 LOGIN_FAILED = "invalid email or password"
+USER_SNAPSHOT_SQL = (
+    "SELECT id, email, role, is_active, token_version, created_at, last_login FROM users WHERE id = :id"
+)
+
+
+def _as_utc(value: object) -> datetime | None:
+    """Driver values to aware UTC: SQLite returns ISO text (stored as UTC), PostgreSQL aware datetimes."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class UserSnapshot:
+    id: uuid.UUID
+    email: str
+    role: str
+    is_active: bool
+    token_version: int
+    created_at: datetime
+    last_login: datetime | None
+
+    @classmethod
+    def from_row(cls, row: tuple[object, ...]) -> UserSnapshot:
+        raw_id, email, role, active, version, created, last = row
+        created_at = _as_utc(created)
+        assert created_at is not None
+        return cls(raw_id if isinstance(raw_id, uuid.UUID) else uuid.UUID(str(raw_id)), str(email), str(role),
+                   bool(active), int(str(version)), created_at, _as_utc(last))
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,17 +280,16 @@ class AuthService:
         )
 
     # -- per-request authentication ---------------------------------------------------------------------------
-    async def principal_for(self, session: AsyncSession, claims: AccessClaims) -> Principal:
-        row = (
-            await session.execute(
-                select(User.email, User.role, User.is_active, User.token_version).where(
-                    User.id == claims.user_id
-                )
-            )
-        ).one_or_none()
-        if row is None or not row.is_active or row.token_version != claims.token_version:
+    async def authenticate(self, fast: FastReader, claims: AccessClaims) -> tuple[Principal, UserSnapshot]:
+        """Check the token's version and the account's state in the database (every request)."""
+        key: object = claims.user_id.hex if fast.is_sqlite else claims.user_id
+        row = await fast.fetch_one(USER_SNAPSHOT_SQL, {"id": key})
+        if row is None:
             raise Unauthorized("invalid or revoked token")
-        return Principal(id=claims.user_id, email=row.email, role=row.role)
+        snapshot = UserSnapshot.from_row(row)
+        if not snapshot.is_active or snapshot.token_version != claims.token_version:
+            raise Unauthorized("invalid or revoked token")
+        return Principal(id=snapshot.id, email=snapshot.email, role=snapshot.role), snapshot
 
     async def invalid_sessions(
         self, session: AsyncSession, pairs: list[tuple[uuid.UUID, int]]

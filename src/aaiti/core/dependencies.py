@@ -16,7 +16,8 @@ from aaiti.core.db.session import UnitOfWork
 MAX_PAGE = 200
 
 
-def get_core(request: Request) -> CoreComponents:
+async def get_core(request: Request) -> CoreComponents:
+    # async: FastAPI runs plain-def dependencies in a thread pool (two thread hops per request).
     core: CoreComponents = request.app.state.core
     return core
 
@@ -61,7 +62,7 @@ class Page:
     offset: int
 
 
-def paging(
+async def paging(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip")] = 0,
 ) -> Page:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aaiti.core.db.engine import SQLitePragmas, create_engine
+from aaiti.core.db.fastread import FastReader
 
 AfterCommit = Callable[[], Awaitable[None]]
 log = structlog.get_logger(__name__)
@@ -70,6 +71,7 @@ class Database:
             if backend == "sqlite"
             else self.engine
         )
+        self.fast = FastReader(url, self.read_engine, busy_timeout_ms=busy_timeout_ms)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
@@ -100,6 +102,7 @@ class Database:
             await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        await self.fast.close()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()

@@ -15,15 +15,16 @@ from typing import Any
 
 import structlog
 
+from aaiti.core.observability import metrics
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-from aaiti.core.observability import metrics
-
 log = structlog.get_logger("aaiti.http")
+SLOW_REQUEST_S = 1.0
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -173,7 +174,10 @@ class HttpHygieneMiddleware:
             method = "other"
         metrics.HTTP_REQUESTS.labels(handler=template, method=method, status=str(status)).inc()
         metrics.HTTP_LATENCY.labels(handler=template, method=method).observe(elapsed)
-        log.info(
+        # Successful fast requests log at DEBUG (a line per request costs ~10% of throughput); errors and slow
+        # requests at INFO. The metrics above count every request either way.
+        emit = log.info if status >= 400 or elapsed >= SLOW_REQUEST_S else log.debug
+        emit(
             "http_request",
             method=method,
             path=scope.get("path"),

@@ -182,7 +182,7 @@ class LocalTaskRunner:
                 loop = asyncio.get_running_loop()
                 try:
                     result = await loop.run_in_executor(
-                        self._pool,
+                        pool,
                         worker.run_job,
                         kind.target,
                         job.params,
