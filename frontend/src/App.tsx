@@ -1,0 +1,73 @@
+import { lazy, type ComponentType } from "react";
+import { Route, Routes } from "react-router";
+import { RequireAdmin, RequireAuth } from "./auth/guards";
+import { AppShell } from "./layout/AppShell";
+import { AuthLayout } from "./pages/AuthLayout";
+import { LoginPage } from "./pages/LoginPage";
+import { RegisterPage } from "./pages/RegisterPage";
+
+// Route chunks: the chart library only loads with the Markets page.
+const DashboardPage = lazy(() => import("./pages/DashboardPage"));
+const MarketsPage = lazy(() => import("./pages/MarketsPage"));
+const JobsPage = lazy(() => import("./pages/JobsPage"));
+const AuditLogPage = lazy(() => import("./pages/AuditLogPage"));
+const AdminUsersPage = lazy(() => import("./pages/AdminUsersPage"));
+const AccountPage = lazy(() => import("./pages/AccountPage"));
+const NotFoundPage = lazy(() => import("./pages/NotFoundPage"));
+type ResourcePageName =
+  | "BacktestsPage"
+  | "BacktestDetailPage"
+  | "ModelsPage"
+  | "ModelDetailPage"
+  | "BotsPage"
+  | "BotDetailPage";
+const resourcePage = (name: ResourcePageName) =>
+  lazy(async (): Promise<{ default: ComponentType }> => ({ default: (await import("./pages/ResourcePages"))[name] }));
+const BacktestsPage = resourcePage("BacktestsPage");
+const BacktestDetailPage = resourcePage("BacktestDetailPage");
+const ModelsPage = resourcePage("ModelsPage");
+const ModelDetailPage = resourcePage("ModelDetailPage");
+const BotsPage = resourcePage("BotsPage");
+const BotDetailPage = resourcePage("BotDetailPage");
+
+export function AppRoutes() {
+  return (
+    <Routes>
+      <Route
+        path="/login"
+        element={
+          <AuthLayout title="Sign in">
+            <LoginPage />
+          </AuthLayout>
+        }
+      />
+      <Route
+        path="/register"
+        element={
+          <AuthLayout title="Create an account">
+            <RegisterPage />
+          </AuthLayout>
+        }
+      />
+      <Route element={<RequireAuth />}>
+        <Route element={<AppShell />}>
+          <Route index element={<DashboardPage />} />
+          <Route path="markets" element={<MarketsPage />} />
+          <Route path="backtests" element={<BacktestsPage />} />
+          <Route path="backtests/:id" element={<BacktestDetailPage />} />
+          <Route path="models" element={<ModelsPage />} />
+          <Route path="models/:id" element={<ModelDetailPage />} />
+          <Route path="bots" element={<BotsPage />} />
+          <Route path="bots/:id" element={<BotDetailPage />} />
+          <Route path="jobs" element={<JobsPage />} />
+          <Route path="audit-log" element={<AuditLogPage />} />
+          <Route element={<RequireAdmin />}>
+            <Route path="admin/users" element={<AdminUsersPage />} />
+          </Route>
+          <Route path="account" element={<AccountPage />} />
+          <Route path="*" element={<NotFoundPage />} />
+        </Route>
+      </Route>
+    </Routes>
+  );
+}

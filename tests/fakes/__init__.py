@@ -1,0 +1,1 @@
+"""Test doubles that implement the project's contracts (fake CoinGecko server, clocks)."""
