@@ -34,6 +34,7 @@ run: install frontend
 lint: install
 	$(BIN)/ruff check src tests bench migrations
 	$(BIN)/ruff format --check src tests bench migrations
+	$(BIN)/hadolint Dockerfile
 
 typecheck: install
 	$(BIN)/mypy

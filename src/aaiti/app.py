@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import socketio
@@ -39,6 +39,10 @@ from aaiti.core.tasks.runner import LocalTaskRunner
 from aaiti.spa import SPAStaticFiles, not_built, static_dir
 
 log = structlog.get_logger("aaiti.app")
+
+DomainRuntime = Callable[[CoreComponents, SocketGateway, Any], AbstractAsyncContextManager[None]]
+"""A domain's background services (feed, bot supervisor): started after core, stopped before it."""
+DOMAIN_RUNTIMES: list[DomainRuntime] = []
 STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -151,9 +155,12 @@ def build_fastapi(settings: Settings, gateway: SocketGateway, clock: Clock) -> F
         await _bootstrap_admin(settings, core, auth)
         await runner.start()
         await gateway.start()
-        log.info("started", env=settings.env, database=db.dialect, workers=settings.jobs.effective_workers())
         try:
-            yield
+            async with AsyncExitStack() as domains:
+                for runtime in DOMAIN_RUNTIMES:
+                    await domains.enter_async_context(runtime(core, gateway, app.state))
+                log.info("started", env=settings.env, database=db.dialect, workers=settings.jobs.effective_workers())
+                yield
         finally:
             await gateway.stop()
             await runner.stop()

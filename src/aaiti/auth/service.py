@@ -283,7 +283,7 @@ class AuthService:
     async def authenticate(self, fast: FastReader, claims: AccessClaims) -> tuple[Principal, UserSnapshot]:
         """Check the token's version and the account's state in the database (every request)."""
         key: object = claims.user_id.hex if fast.is_sqlite else claims.user_id
-        row = await fast.fetch_one(USER_SNAPSHOT_SQL, {"id": key})
+        row = await fast.fetch_point(USER_SNAPSHOT_SQL, {"id": key})
         if row is None:
             raise Unauthorized("invalid or revoked token")
         snapshot = UserSnapshot.from_row(row)

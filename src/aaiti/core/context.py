@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from aaiti.core.clock import Clock
 from aaiti.core.config import Settings
@@ -20,3 +22,5 @@ class CoreComponents:
     limiter: RateLimiter
     publisher: Publisher
     runner: TaskRunner
+    ready_checks: dict[str, Callable[[], Awaitable[Any]]] = field(default_factory=dict)
+    """Extra readiness checks domains register (name -> coroutine returning a CheckResult)."""

@@ -35,7 +35,7 @@ async def health() -> dict[str, str]:
 @router.get("/ready", responses={503: {"description": "Not ready; `checks` says why"}})
 async def ready(core: Core) -> JSONResponse:
     checks: dict[str, ReadyCheck] = {"database": lambda: _db_check(core), "jobs": lambda: _runner_check(core)}
-    checks.update(getattr(core, "ready_checks", None) or {})
+    checks.update(core.ready_checks)
     results: dict[str, dict[str, Any]] = {}
     for name, check in checks.items():
         try:
