@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= ml,dev,postgres,distributed
 
-.PHONY: run test install frontend frontend-test lint typecheck layers pytest bench clean
+.PHONY: run test install frontend frontend-test browser lint typecheck layers pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ frontend-test:
 		cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run typecheck && npm test && npm run build; \
 	else echo "npm not found: skipping dashboard checks"; fi
 
+# Browser tests drive Debian's chromium (Playwright's own browser download is not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium is missing: sudo apt-get install -y chromium"; exit 1; fi; }
+
 run: install frontend
 	AAITI_ENV=$${AAITI_ENV:-dev} $(BIN)/aaiti serve
 
@@ -42,7 +48,7 @@ typecheck: install
 layers: install
 	$(BIN)/lint-imports
 
-pytest: install
+pytest: install browser
 	$(BIN)/pytest
 
 test: lint typecheck layers frontend-test pytest

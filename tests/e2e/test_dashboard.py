@@ -1,0 +1,59 @@
+"""The built dashboard in headless Chromium against a real uvicorn: login, deep links, no CSP violations.
+
+Needs Debian's chromium (``make test`` installs it) and the built SPA (``make test`` builds it first).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import async_playwright
+
+from aaiti.app import create_app
+from aaiti.core.config import Settings
+from aaiti.spa import DEFAULT_STATIC
+from tests.conftest import PASSWORD, live_server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+@pytest.fixture
+def built_spa() -> Path:
+    if not (DEFAULT_STATIC / "index.html").is_file():
+        pytest.fail("the dashboard is not built: run `make frontend` (make test builds it before pytest)")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: apt-get install -y chromium (make test installs it)")
+    return DEFAULT_STATIC
+
+
+async def test_register_login_and_deep_link(built_spa: Path, settings: Settings) -> None:
+    asgi = create_app(settings)
+    problems: list[str] = []
+    async with live_server(asgi) as base, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = await browser.new_page()
+
+        def on_console(msg: Any) -> None:
+            if msg.type == "error" and ("Content Security Policy" in msg.text or "Refused" in msg.text):
+                problems.append(msg.text)
+
+        page.on("console", on_console)
+        await page.goto(f"{base}/register")
+        await page.get_by_label("Email").fill("e2e@example.com")
+        await page.get_by_label("Password", exact=True).fill(PASSWORD)
+        await page.get_by_label("Confirm password").fill(PASSWORD)
+        await page.get_by_role("button", name="Create account").click()
+        # Registration signs the new user in and lands on the dashboard.
+        await page.wait_for_url(lambda url: "/register" not in url and "/login" not in url, timeout=15000)
+        await page.goto(f"{base}/jobs")
+        await page.get_by_role("heading", name="Jobs").first.wait_for(timeout=15000)
+        html = await page.content()
+        assert "e2e@example.com" in html or "Jobs" in html
+        await page.screenshot(path=str(Path(settings.var_dir) / "jobs.png"))
+        await browser.close()
+    assert problems == [], problems
