@@ -49,8 +49,23 @@ def wait_up(url: str, timeout: float = 60) -> None:
 
 
 def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-           "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+    ]
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -80,22 +95,36 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aaiti-bench-"))
     db = work / "bench.db"
-    env = {**os.environ, "AAITI_ENV": "production", "AAITI_VAR_DIR": str(work), "AAITI_AUTH__JWT_SECRET": SECRET,
-           "AAITI_DATABASE__URL": f"sqlite+aiosqlite:///{db}", "AAITI_ADMIN_EMAIL": "bench@example.com",
-           "AAITI_ADMIN_PASSWORD": PASSWORD, "AAITI_LOG__LEVEL": "WARNING", "AAITI_JOBS__WORKERS": "1",
-           "PYTHONPATH": str(ROOT / "bench")}
+    env = {
+        **os.environ,
+        "AAITI_ENV": "production",
+        "AAITI_VAR_DIR": str(work),
+        "AAITI_AUTH__JWT_SECRET": SECRET,
+        "AAITI_DATABASE__URL": f"sqlite+aiosqlite:///{db}",
+        "AAITI_ADMIN_EMAIL": "bench@example.com",
+        "AAITI_ADMIN_PASSWORD": PASSWORD,
+        "AAITI_LOG__LEVEL": "WARNING",
+        "AAITI_JOBS__WORKERS": "1",
+        "PYTHONPATH": str(ROOT / "bench"),
+    }
     subprocess.run([sys.executable, "-m", "aaiti", "migrate"], env=env, check=True, cwd=ROOT, capture_output=True)
     results: dict[str, dict[str, float]] = {}
     port = free_port()
     proc = serve("aaiti.app:app", port, env)
     try:
         wait_up(f"http://127.0.0.1:{port}/api/health")
-        tokens = httpx.post(f"http://127.0.0.1:{port}/api/auth/login",
-                            json={"email": "bench@example.com", "password": PASSWORD}).json()
-        me = httpx.get(f"http://127.0.0.1:{port}/api/auth/me",
-                       headers={"Authorization": f"Bearer {tokens['access_token']}"}).json()
-        results["ours"] = wrk(f"http://127.0.0.1:{port}/api/auth/me", args.seconds, args.connections,
-                              {"Authorization": f"Bearer {tokens['access_token']}"})
+        tokens = httpx.post(
+            f"http://127.0.0.1:{port}/api/auth/login", json={"email": "bench@example.com", "password": PASSWORD}
+        ).json()
+        me = httpx.get(
+            f"http://127.0.0.1:{port}/api/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        ).json()
+        results["ours"] = wrk(
+            f"http://127.0.0.1:{port}/api/auth/me",
+            args.seconds,
+            args.connections,
+            {"Authorization": f"Bearer {tokens['access_token']}"},
+        )
     finally:
         proc.terminate()
         proc.wait(30)
@@ -115,8 +144,10 @@ def main() -> None:
         r = results[name]
         print(f"{name:<6} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['errors']:>8.0f}")
     ours = results["ours"]
-    print(f"ours/bare throughput {ours['rps'] / results['bare']['rps']:.2f}, "
-          f"ours/raw throughput {ours['rps'] / results['raw']['rps']:.2f}")
+    print(
+        f"ours/bare throughput {ours['rps'] / results['bare']['rps']:.2f}, "
+        f"ours/raw throughput {ours['rps'] / results['raw']['rps']:.2f}"
+    )
     goal = ours["rps"] >= 3000 and ours["p99_ms"] <= 50
     print(f"goal (>= 3000 req/s, p99 <= 50 ms at {args.connections} connections): {'met' if goal else 'NOT met'}")
     print(json.dumps(results))

@@ -8,7 +8,7 @@ import contextlib
 import secrets
 import shutil
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,8 +155,9 @@ def free_port() -> int:
 @contextlib.asynccontextmanager
 async def live_server(asgi: Any) -> AsyncIterator[str]:
     """Run ``asgi`` on a real uvicorn bound to 127.0.0.1 with a free port; yields the base URL."""
-    config = uvicorn.Config(asgi, host="127.0.0.1", port=0, lifespan="on", log_config=None, access_log=False,
-                            ws="websockets-sansio")
+    config = uvicorn.Config(
+        asgi, host="127.0.0.1", port=0, lifespan="on", log_config=None, access_log=False, ws="websockets-sansio"
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(300):
@@ -179,8 +180,13 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _no_network_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("AAITI_ENV", "AAITI_AUTH__JWT_SECRET", "AAITI_DATABASE__URL", "AAITI_ADMIN_EMAIL",
-                 "AAITI_ADMIN_PASSWORD"):
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's AAITI_* variables must not leak into tests."""
+    for name in (
+        "AAITI_ENV",
+        "AAITI_AUTH__JWT_SECRET",
+        "AAITI_DATABASE__URL",
+        "AAITI_ADMIN_EMAIL",
+        "AAITI_ADMIN_PASSWORD",
+    ):
         monkeypatch.delenv(name, raising=False)
-    yield

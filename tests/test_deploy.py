@@ -33,8 +33,9 @@ def test_prometheus_scrapes_metrics_path() -> None:
 
 
 def test_dashboard_uses_exported_metrics() -> None:
-    import aaiti.core.observability.metrics  # noqa: F401  (registers the metrics)
     from prometheus_client import REGISTRY
+
+    import aaiti.core.observability.metrics  # noqa: F401  (registers the metrics)
 
     exported = {m.name for m in REGISTRY.collect()}
     exported |= {f"{n}_bucket" for n in exported} | {f"{n}_total" for n in exported}

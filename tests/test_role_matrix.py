@@ -66,8 +66,11 @@ def _routes(app: Any) -> set[tuple[str, str]]:
 
 
 def _fill(path: str) -> str:
-    return path.replace("{user_id}", str(uuid.uuid4())).replace("{job_id}", str(uuid.uuid4())).replace(
-        "{key}", "ui.announcement")
+    return (
+        path.replace("{user_id}", str(uuid.uuid4()))
+        .replace("{job_id}", str(uuid.uuid4()))
+        .replace("{key}", "ui.announcement")
+    )
 
 
 async def test_every_route_is_in_the_matrix(app: Any) -> None:

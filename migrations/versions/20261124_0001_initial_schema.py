@@ -132,9 +132,7 @@ def upgrade() -> None:
             "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name=op.f("ck_jobs_status")
         ),
         sa.CheckConstraint("progress >= 0 AND progress <= 1", name=op.f("ck_jobs_progress")),
-        sa.ForeignKeyConstraint(
-            ["owner_id"], ["users.id"], name=op.f("fk_jobs_owner_id_users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_jobs_owner_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
@@ -247,9 +245,7 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("created_at", aaiti.core.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["bot_id"], ["trading_bots.id"], name=op.f("fk_backtests_bot_id_trading_bots")
-        ),
+        sa.ForeignKeyConstraint(["bot_id"], ["trading_bots.id"], name=op.f("fk_backtests_bot_id_trading_bots")),
         sa.ForeignKeyConstraint(["model_id"], ["ml_models.id"], name=op.f("fk_backtests_model_id_ml_models")),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_backtests_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_backtests")),

@@ -281,7 +281,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             _SwallowHandled(fastapi_app), max_body_bytes=settings.server.max_body_bytes
         ),
     )
-    asgi.fastapi = fastapi_app  # type: ignore[attr-defined]
+    asgi.fastapi = fastapi_app
     return asgi
 
 

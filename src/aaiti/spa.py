@@ -6,7 +6,6 @@ HTML is served ``no-cache`` (so a new build is picked up), hashed assets ``immut
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response

@@ -5,9 +5,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from tests.conftest import PASSWORD, Account
 
 from aaiti.core.audit import AuditLog
-from tests.conftest import PASSWORD, Account
 
 
 async def _audit_rows(app: Any) -> list[AuditLog]:
@@ -15,31 +15,47 @@ async def _audit_rows(app: Any) -> list[AuditLog]:
         return list((await session.scalars(select(AuditLog).order_by(AuditLog.timestamp))).all())
 
 
-async def test_mutations_are_audited_without_secrets(client: httpx.AsyncClient, app: Any, alice: Account,
-                                                     admin: Account) -> None:
+async def test_mutations_are_audited_without_secrets(
+    client: httpx.AsyncClient, app: Any, alice: Account, admin: Account
+) -> None:
     await client.post("/api/auth/login", json={"email": alice.email, "password": "definitely wrong"})
     await client.put("/api/settings/coingecko.api_key", headers=admin.headers, json={"value": "CG-supersecretkey1"})
     await client.put("/api/settings/ui.announcement", headers=admin.headers, json={"value": "maintenance at 5"})
     await client.patch(f"/api/users/{alice.id}", headers=admin.headers, json={"role": "viewer"})
-    await client.post("/api/auth/change-password", headers=admin.headers,
-                      json={"current_password": PASSWORD, "new_password": "new secret value 9"})
+    await client.post(
+        "/api/auth/change-password",
+        headers=admin.headers,
+        json={"current_password": PASSWORD, "new_password": "new secret value 9"},
+    )
     rows = await _audit_rows(app)
     actions = [(r.action, r.outcome) for r in rows]
-    for expected in [("auth.register", "success"), ("auth.login", "success"), ("auth.login", "failed"),
-                     ("settings.update", "success"), ("users.update", "success"),
-                     ("auth.change_password", "success")]:
+    for expected in [
+        ("auth.register", "success"),
+        ("auth.login", "success"),
+        ("auth.login", "failed"),
+        ("settings.update", "success"),
+        ("users.update", "success"),
+        ("auth.change_password", "success"),
+    ]:
         assert expected in actions, expected
     blob = json.dumps([[r.details, r.user_agent, r.resource_id] for r in rows], default=str)
-    for secret in (PASSWORD, "definitely wrong", "CG-supersecretkey1", "new secret value 9", alice.refresh,
-                   alice.access):
+    for secret in (
+        PASSWORD,
+        "definitely wrong",
+        "CG-supersecretkey1",
+        "new secret value 9",
+        alice.refresh,
+        alice.access,
+    ):
         assert secret not in blob
     login_row = next(r for r in rows if r.action == "auth.login" and r.outcome == "success")
     assert login_row.ip_address == "127.0.0.1"
     assert login_row.request_id
 
 
-async def test_audit_log_endpoint_scoping(client: httpx.AsyncClient, alice: Account, bob: Account,
-                                          admin: Account) -> None:
+async def test_audit_log_endpoint_scoping(
+    client: httpx.AsyncClient, alice: Account, bob: Account, admin: Account
+) -> None:
     mine = (await client.get("/api/audit-logs", headers=alice.headers)).json()
     assert mine["total"] >= 2
     assert {item["user_id"] for item in mine["items"]} == {alice.id}
@@ -73,7 +89,9 @@ async def test_settings_api(client: httpx.AsyncClient, alice: Account, admin: Ac
     assert unknown.status_code == 422
     ok = await client.put("/api/settings/market.poll_interval_s", headers=admin.headers, json={"value": 60})
     assert ok.json()["value"] == 60
-    assert (await client.put("/api/settings/ui.announcement", headers=alice.headers, json={"value": "x"})).status_code == 403
+    assert (
+        await client.put("/api/settings/ui.announcement", headers=alice.headers, json={"value": "x"})
+    ).status_code == 403
 
 
 async def test_user_admin(client: httpx.AsyncClient, alice: Account, admin: Account) -> None:
@@ -87,5 +105,6 @@ async def test_user_admin(client: httpx.AsyncClient, alice: Account, admin: Acco
     assert relog.status_code == 401
     self_demote = await client.patch(f"/api/users/{admin.id}", headers=admin.headers, json={"role": "trader"})
     assert self_demote.status_code == 409, "the last active admin cannot be removed"
-    assert (await client.patch(f"/api/users/{alice.id}", headers=admin.headers,
-                               json={"password_hash": "x"})).status_code == 422
+    assert (
+        await client.patch(f"/api/users/{alice.id}", headers=admin.headers, json={"password_hash": "x"})
+    ).status_code == 422

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import httpx
 from sqlalchemy import select
+from tests.conftest import PASSWORD, Account, login, register
 
 from aaiti.auth.models import RefreshToken, User
-from tests.conftest import PASSWORD, Account, login, register
 
 
 async def test_register_login_me(client: httpx.AsyncClient, app: object) -> None:
@@ -58,7 +58,9 @@ async def test_password_used_exactly_as_typed(client: httpx.AsyncClient) -> None
     # 64 two-byte characters (128 UTF-8 bytes, beyond bcrypt's 72): no truncation, no normalisation.
     password = "é" * 63 + "ß"
     await register(client, "utf@example.com", password)
-    assert (await client.post("/api/auth/login", json={"email": "utf@example.com", "password": password})).status_code == 200
+    assert (
+        await client.post("/api/auth/login", json={"email": "utf@example.com", "password": password})
+    ).status_code == 200
     changed_last = "é" * 63 + "s"
     r = await client.post("/api/auth/login", json={"email": "utf@example.com", "password": changed_last})
     assert r.status_code == 401
@@ -72,10 +74,11 @@ async def test_duplicate_email_conflicts(client: httpx.AsyncClient, alice: Accou
 
 
 async def test_mass_assignment_refused(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/auth/register",
-                          json={"email": "m@example.com", "password": PASSWORD, "role": "admin"})
+    r = await client.post("/api/auth/register", json={"email": "m@example.com", "password": PASSWORD, "role": "admin"})
     assert r.status_code == 422
-    assert (await client.post("/api/auth/login", json={"email": "m@example.com", "password": PASSWORD})).status_code == 401
+    assert (
+        await client.post("/api/auth/login", json={"email": "m@example.com", "password": PASSWORD})
+    ).status_code == 401
 
 
 async def test_refresh_rotates_and_reuse_revokes_family(client: httpx.AsyncClient, alice: Account, app: object) -> None:
@@ -106,11 +109,17 @@ async def test_logout_invalidates_access_and_refresh(client: httpx.AsyncClient, 
 
 
 async def test_change_password(client: httpx.AsyncClient, alice: Account) -> None:
-    bad = await client.post("/api/auth/change-password", headers=alice.headers,
-                            json={"current_password": "wrong wrong", "new_password": "a brand new secret"})
+    bad = await client.post(
+        "/api/auth/change-password",
+        headers=alice.headers,
+        json={"current_password": "wrong wrong", "new_password": "a brand new secret"},
+    )
     assert bad.status_code == 403
-    ok = await client.post("/api/auth/change-password", headers=alice.headers,
-                           json={"current_password": PASSWORD, "new_password": "a brand new secret"})
+    ok = await client.post(
+        "/api/auth/change-password",
+        headers=alice.headers,
+        json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+    )
     assert ok.status_code == 204
     assert (await client.get("/api/auth/me", headers=alice.headers)).status_code == 401
     assert (await client.post("/api/auth/refresh", json={"refresh_token": alice.refresh})).status_code == 401

@@ -11,7 +11,6 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from tests.conftest import TEST_SECRET, Account
 
 
@@ -70,12 +69,18 @@ async def test_forged_tokens_rejected(client: httpx.AsyncClient, alice: Account,
 
 
 async def test_auth_header_variants_rejected(client: httpx.AsyncClient, alice: Account) -> None:
-    cases = [{}, {"Authorization": "Bearer "}, {"Authorization": f"Basic {alice.access}"},
-             {"Authorization": alice.access}]
+    cases = [
+        {},
+        {"Authorization": "Bearer "},
+        {"Authorization": f"Basic {alice.access}"},
+        {"Authorization": alice.access},
+    ]
     for headers in cases:
         assert (await client.get("/api/auth/me", headers=headers)).status_code == 401, headers
     r = await client.get(f"/api/auth/me?token={alice.access}")
     assert r.status_code == 401, "tokens are never read from the URL"
-    two = await client.get("/api/auth/me", headers=[("Authorization", f"Bearer {alice.access}"),
-                                                    ("Authorization", f"Bearer {alice.access}")])
+    two = await client.get(
+        "/api/auth/me",
+        headers=[("Authorization", f"Bearer {alice.access}"), ("Authorization", f"Bearer {alice.access}")],
+    )
     assert two.status_code == 401

@@ -4,7 +4,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.conftest import PASSWORD, register
 
 
@@ -33,8 +32,10 @@ async def test_login_rate_limited_per_account_and_ip(client: httpx.AsyncClient, 
         ok = await other.post("/api/auth/login", json={"email": "fresh@example.com", "password": PASSWORD})
         assert ok.status_code == 200
     # Per-IP: the first client has used 6 of its 8; other accounts hit the IP limit next.
-    codes = [(await client.post("/api/auth/login", json={"email": f"u{i}@example.com", "password": "whatever1"}))
-             .status_code for i in range(3)]
+    codes = [
+        (await client.post("/api/auth/login", json={"email": f"u{i}@example.com", "password": "whatever1"})).status_code
+        for i in range(3)
+    ]
     assert codes[-1] == 429
 
 

@@ -51,9 +51,14 @@ def test_cli_refuses_to_start_without_secret(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    env = {"AAITI_ENV": "production", "AAITI_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin",
-           "AAITI_AUTH__JWT_SECRET": "changeme"}
-    proc = subprocess.run([sys.executable, "-m", "aaiti", "serve", "--port", "1"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    env = {
+        "AAITI_ENV": "production",
+        "AAITI_VAR_DIR": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+        "AAITI_AUTH__JWT_SECRET": "changeme",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "aaiti", "serve", "--port", "1"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0
     assert "known default" in proc.stderr

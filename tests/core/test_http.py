@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.conftest import Account
 
 
@@ -37,14 +36,20 @@ async def test_method_not_allowed_is_json(client: httpx.AsyncClient) -> None:
 
 
 async def test_body_size_cap(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/auth/login", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"})
+    r = await client.post(
+        "/api/auth/login", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413
     assert r.json()["error"] == "payload_too_large"
 
 
 async def test_bad_bodies_are_4xx(client: httpx.AsyncClient) -> None:
-    for content, ctype in [(b"\xff\xfe", "application/json"), (b"{", "application/json"),
-                           (b"email=a", "text/plain"), (b'{"email": "a\\u0000b", "password": 1}', "application/json")]:
+    for content, ctype in [
+        (b"\xff\xfe", "application/json"),
+        (b"{", "application/json"),
+        (b"email=a", "text/plain"),
+        (b'{"email": "a\\u0000b", "password": 1}', "application/json"),
+    ]:
         r = await client.post("/api/auth/login", content=content, headers={"content-type": ctype})
         assert 400 <= r.status_code < 500, (content, r.status_code)
         assert "error" in r.json()
@@ -66,8 +71,9 @@ async def test_cors_exact_allowlist(client: httpx.AsyncClient) -> None:
         assert "access-control-allow-origin" not in simple.headers
 
 
-async def test_internal_error_leaks_nothing(client: httpx.AsyncClient, alice: Account,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_internal_error_leaks_nothing(
+    client: httpx.AsyncClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from aaiti.admin import service
 
     async def boom(*_: Any, **__: Any) -> Any:
@@ -90,8 +96,9 @@ async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     assert ready.json()["checks"]["jobs"]["ok"] is True
 
 
-async def test_ready_reports_a_broken_database(client: httpx.AsyncClient, app: Any,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_ready_reports_a_broken_database(
+    client: httpx.AsyncClient, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def down() -> None:
         raise OSError("disk unavailable")
 
@@ -136,8 +143,10 @@ async def test_spa_fallback(tmp_path: Path, settings: Any) -> None:
     (dist / "assets" / "index-abc.js").write_text("console.log(1)")
     settings.server.static_dir = dist
     asgi = create_app(settings)
-    async with LifespanManager(asgi), httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi),
-                                                         base_url="http://t") as c:
+    async with (
+        LifespanManager(asgi),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://t") as c,
+    ):
         for path in ("/", "/bots/42", "/models"):
             r = await c.get(path)
             assert r.status_code == 200 and "spa" in r.text, path

@@ -14,13 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-
-from aaiti.core.realtime.publisher import RecordingPublisher
 from tests.conftest import PASSWORD, TEST_SECRET, Account, free_port
 
+from aaiti.core.realtime.publisher import RecordingPublisher
 
-async def _wait_status(client: httpx.AsyncClient, account: Account, job_id: str, statuses: set[str],
-                       timeout: float = 60) -> dict[str, Any]:
+
+async def _wait_status(
+    client: httpx.AsyncClient, account: Account, job_id: str, statuses: set[str], timeout: float = 60
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = (await client.get(f"/api/jobs/{job_id}", headers=account.headers)).json()
@@ -39,8 +40,9 @@ async def test_job_runs_in_a_worker_with_progress(client: httpx.AsyncClient, app
         await gateway_publish(event, payload, room)
 
     app.fastapi.state.core.runner._publisher = type("P", (), {"publish": staticmethod(tee)})()
-    r = await client.post("/api/jobs", headers=alice.headers,
-                          json={"kind": "selftest", "params": {"steps": 5, "step_seconds": 0.05}})
+    r = await client.post(
+        "/api/jobs", headers=alice.headers, json={"kind": "selftest", "params": {"steps": 5, "step_seconds": 0.05}}
+    )
     assert r.status_code == 202, r.text
     job = await _wait_status(client, alice, r.json()["id"], {"succeeded", "failed"})
     assert job["status"] == "succeeded", job
@@ -53,8 +55,9 @@ async def test_job_runs_in_a_worker_with_progress(client: httpx.AsyncClient, app
 
 
 async def test_cancel_running_job(client: httpx.AsyncClient, alice: Account, bob: Account) -> None:
-    r = await client.post("/api/jobs", headers=alice.headers,
-                          json={"kind": "selftest", "params": {"steps": 100, "step_seconds": 0.2}})
+    r = await client.post(
+        "/api/jobs", headers=alice.headers, json={"kind": "selftest", "params": {"steps": 100, "step_seconds": 0.2}}
+    )
     job_id = r.json()["id"]
     await _wait_status(client, alice, job_id, {"running"})
     for _ in range(100):
@@ -104,12 +107,25 @@ def test_recovery_after_kill_9(tmp_path: Path, template_db: Path) -> None:
     db = tmp_path / "aaiti.db"
     shutil.copy(template_db, db)
     port = free_port()
-    env = {**os.environ, "AAITI_ENV": "production", "AAITI_VAR_DIR": str(tmp_path),
-           "AAITI_AUTH__JWT_SECRET": TEST_SECRET, "AAITI_DATABASE__URL": f"sqlite+aiosqlite:///{db}",
-           "AAITI_ADMIN_EMAIL": "ops@example.com", "AAITI_ADMIN_PASSWORD": PASSWORD, "AAITI_JOBS__WORKERS": "1",
-           "AAITI_LOG__LEVEL": "WARNING", "AAITI_SERVER__STATIC_DIR": str(tmp_path / "none")}
-    proc = subprocess.Popen([sys.executable, "-m", "aaiti", "serve", "--port", str(port), "--no-migrate"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    env = {
+        **os.environ,
+        "AAITI_ENV": "production",
+        "AAITI_VAR_DIR": str(tmp_path),
+        "AAITI_AUTH__JWT_SECRET": TEST_SECRET,
+        "AAITI_DATABASE__URL": f"sqlite+aiosqlite:///{db}",
+        "AAITI_ADMIN_EMAIL": "ops@example.com",
+        "AAITI_ADMIN_PASSWORD": PASSWORD,
+        "AAITI_JOBS__WORKERS": "1",
+        "AAITI_LOG__LEVEL": "WARNING",
+        "AAITI_SERVER__STATIC_DIR": str(tmp_path / "none"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aaiti", "serve", "--port", str(port), "--no-migrate"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=10) as http:
@@ -121,8 +137,9 @@ def test_recovery_after_kill_9(tmp_path: Path, template_db: Path) -> None:
                     time.sleep(0.1)
             token = http.post("/api/auth/login", json={"email": "ops@example.com", "password": PASSWORD}).json()
             headers = {"Authorization": f"Bearer {token['access_token']}"}
-            job_id = http.post("/api/jobs", headers=headers,
-                               json={"kind": "selftest", "params": {"steps": 100, "step_seconds": 0.5}}).json()["id"]
+            job_id = http.post(
+                "/api/jobs", headers=headers, json={"kind": "selftest", "params": {"steps": 100, "step_seconds": 0.5}}
+            ).json()["id"]
             for _ in range(200):
                 if http.get(f"/api/jobs/{job_id}", headers=headers).json()["status"] == "running":
                     break
@@ -133,8 +150,13 @@ def test_recovery_after_kill_9(tmp_path: Path, template_db: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
 
-    proc2 = subprocess.Popen([sys.executable, "-m", "aaiti", "serve", "--port", str(port), "--no-migrate"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc2 = subprocess.Popen(
+        [sys.executable, "-m", "aaiti", "serve", "--port", str(port), "--no-migrate"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         with httpx.Client(base_url=base, timeout=10) as http:
             for _ in range(300):

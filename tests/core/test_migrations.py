@@ -17,9 +17,18 @@ from aaiti.core.db.engine import create_engine
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 SEED_TABLES = {"users", "ml_models", "predictions", "trading_bots", "backtests", "settings", "audit_logs"}
 SEED_INDEXES = {
-    "idx_users_email", "idx_ml_models_user_id", "idx_ml_models_algorithm_type", "idx_predictions_model_id",
-    "idx_predictions_symbol", "idx_predictions_timestamp", "idx_trading_bots_user_id", "idx_trading_bots_status",
-    "idx_backtests_user_id", "idx_backtests_model_id", "idx_audit_logs_user_id", "idx_audit_logs_timestamp",
+    "idx_users_email",
+    "idx_ml_models_user_id",
+    "idx_ml_models_algorithm_type",
+    "idx_predictions_model_id",
+    "idx_predictions_symbol",
+    "idx_predictions_timestamp",
+    "idx_trading_bots_user_id",
+    "idx_trading_bots_status",
+    "idx_backtests_user_id",
+    "idx_backtests_model_id",
+    "idx_audit_logs_user_id",
+    "idx_audit_logs_timestamp",
 }
 
 
@@ -53,7 +62,9 @@ def test_audit_log_is_append_only_on_sqlite(tmp_path: Path) -> None:
     db = tmp_path / "a.db"
     command.upgrade(_cfg(f"sqlite+aiosqlite:///{db}"), "head")
     con = sqlite3.connect(db)
-    con.execute("INSERT INTO audit_logs (id, action, outcome, timestamp) VALUES ('x1', 'test', 'success', '2026-01-01')")
+    con.execute(
+        "INSERT INTO audit_logs (id, action, outcome, timestamp) VALUES ('x1', 'test', 'success', '2026-01-01')"
+    )
     con.commit()
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         con.execute("UPDATE audit_logs SET action='forged'")
@@ -95,15 +106,24 @@ def test_postgres_upgrade_roundtrip_no_drift_and_append_only(pg: str) -> None:
         engine = create_engine(pg)
         try:
             async with engine.begin() as conn:
-                names = {r[0] for r in await conn.execute(text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname='public'"))}
-                assert SEED_TABLES <= names
-                await conn.execute(text(
-                    "INSERT INTO audit_logs (id, action, outcome, timestamp) "
-                    "VALUES (gen_random_uuid(), 'test', 'success', now())"))
-                col = (await conn.execute(text(
-                    "SELECT data_type FROM information_schema.columns "
-                    "WHERE table_name='users' AND column_name='created_at'"))).scalar_one()
+                names = {
+                    r[0] for r in await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public'"))
+                }
+                assert names >= SEED_TABLES
+                await conn.execute(
+                    text(
+                        "INSERT INTO audit_logs (id, action, outcome, timestamp) "
+                        "VALUES (gen_random_uuid(), 'test', 'success', now())"
+                    )
+                )
+                col = (
+                    await conn.execute(
+                        text(
+                            "SELECT data_type FROM information_schema.columns "
+                            "WHERE table_name='users' AND column_name='created_at'"
+                        )
+                    )
+                ).scalar_one()
                 assert col == "timestamp with time zone"
             for statement in ("UPDATE audit_logs SET action='x'", "DELETE FROM audit_logs"):
                 with pytest.raises(Exception, match="append-only"):

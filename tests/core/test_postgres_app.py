@@ -11,11 +11,11 @@ import httpx
 import pytest
 from alembic import command
 from asgi_lifespan import LifespanManager
+from tests.conftest import PASSWORD, make_settings
+from tests.core.test_migrations import PG_URL, _pg_available
 
 from aaiti.app import create_app
 from aaiti.cli import alembic_config
-from tests.conftest import PASSWORD, make_settings
-from tests.core.test_migrations import PG_URL, _pg_available
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,12 @@ def pg_url() -> Iterator[str]:
 async def test_auth_audit_and_jobs_on_postgres(pg_url: str, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, tmp_path / "unused.db", database={"url": pg_url})
     asgi = create_app(settings)
-    async with LifespanManager(asgi, startup_timeout=30, shutdown_timeout=30), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=asgi, client=("127.0.0.1", 1)), base_url="http://t"
-    ) as client:
+    async with (
+        LifespanManager(asgi, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=asgi, client=("127.0.0.1", 1)), base_url="http://t"
+        ) as client,
+    ):
         r = await client.post("/api/auth/register", json={"email": "pg@example.com", "password": PASSWORD})
         assert r.status_code == 201, r.text
         tokens = (await client.post("/api/auth/login", json={"email": "pg@example.com", "password": PASSWORD})).json()
@@ -43,9 +46,14 @@ async def test_auth_audit_and_jobs_on_postgres(pg_url: str, tmp_path: Path) -> N
         assert me["email"] == "pg@example.com" and me["created_at"].endswith(("Z", "+00:00"))
         rotated = await client.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
         assert rotated.status_code == 200
-        assert (await client.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]})).status_code == 401
-        job = (await client.post("/api/jobs", headers=headers,
-                                 json={"kind": "selftest", "params": {"steps": 2, "step_seconds": 0}})).json()
+        assert (
+            await client.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        ).status_code == 401
+        job = (
+            await client.post(
+                "/api/jobs", headers=headers, json={"kind": "selftest", "params": {"steps": 2, "step_seconds": 0}}
+            )
+        ).json()
         for _ in range(200):
             status = (await client.get(f"/api/jobs/{job['id']}", headers=headers)).json()["status"]
             if status == "succeeded":
@@ -55,4 +63,3 @@ async def test_auth_audit_and_jobs_on_postgres(pg_url: str, tmp_path: Path) -> N
         logs = (await client.get("/api/audit-logs", headers=headers)).json()
         assert {"auth.register", "auth.login", "jobs.submit"} <= {i["action"] for i in logs["items"]}
         assert (await client.get("/api/health/ready")).json()["checks"]["database"]["detail"].startswith("postgresql")
-

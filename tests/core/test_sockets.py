@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 import socketio
+from tests.conftest import PASSWORD, live_server
 
 from aaiti.app import create_app
 from aaiti.core.clock import FrozenClock
 from aaiti.core.config import Settings
-from tests.conftest import PASSWORD, live_server
 
 
 async def _account(http: httpx.AsyncClient, email: str) -> dict[str, Any]:
@@ -25,8 +25,7 @@ async def _account(http: httpx.AsyncClient, email: str) -> dict[str, Any]:
 
 async def _connect(base: str, token: str | None) -> socketio.AsyncClient:
     client = socketio.AsyncClient(reconnection=False)
-    await client.connect(base, transports=["websocket"], auth={"token": token} if token else None,
-                         wait_timeout=10)
+    await client.connect(base, transports=["websocket"], auth={"token": token} if token else None, wait_timeout=10)
     return client
 
 
@@ -49,8 +48,13 @@ async def test_socket_auth_rooms_and_revocation(settings: Settings, clock: Froze
         received: dict[str, list[Any]] = {"a": [], "b": []}
         a.on("job_update", lambda data: received["a"].append(data))
         b.on("job_update", lambda data: received["b"].append(data))
-        job = (await http.post("/api/jobs", headers={"Authorization": f"Bearer {alice['token']}"},
-                               json={"kind": "selftest", "params": {"steps": 2, "step_seconds": 0}})).json()
+        job = (
+            await http.post(
+                "/api/jobs",
+                headers={"Authorization": f"Bearer {alice['token']}"},
+                json={"kind": "selftest", "params": {"steps": 2, "step_seconds": 0}},
+            )
+        ).json()
         assert await a.call("subscribe", {"room": f"job:{job['id']}"}) == {"ok": True, "room": f"job:{job['id']}"}
         assert (await b.call("subscribe", {"room": f"job:{job['id']}"}))["ok"] is False
         assert (await b.call("subscribe", {"room": f"user:{alice['id']}"}))["ok"] is False

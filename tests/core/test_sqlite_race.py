@@ -25,7 +25,8 @@ async def test_read_modify_write_loses_nothing(db_path: Path) -> None:
                     current = int(await uow.session.scalar(select(Setting.value).where(Setting.key == "counter")) or 0)
                     await asyncio.sleep(0)
                     await uow.session.execute(
-                        text("UPDATE settings SET value = :v WHERE key = 'counter'"), {"v": str(current + 1)})
+                        text("UPDATE settings SET value = :v WHERE key = 'counter'"), {"v": str(current + 1)}
+                    )
                     await uow.commit()
 
         await asyncio.gather(*(worker() for _ in range(20)))

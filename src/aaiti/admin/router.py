@@ -27,9 +27,7 @@ SettingKey = Annotated[str, Path(max_length=128, pattern=r"^[a-z0-9_.]+$")]
 @users_router.get("", response_model=UserPage)
 async def list_users(_: Admin, session: ReadSession, auth: Auth, page: Paging) -> UserPage:
     users, total = await auth.list_users(session, page.limit, page.offset)
-    return UserPage(
-        items=[UserOut.model_validate(u) for u in users], total=total, limit=page.limit, offset=page.offset
-    )
+    return UserPage(items=[UserOut.model_validate(u) for u in users], total=total, limit=page.limit, offset=page.offset)
 
 
 @users_router.patch("/{user_id}", response_model=UserOut)
@@ -37,9 +35,7 @@ async def update_user(
     user_id: uuid.UUID, body: UserPatch, request: Request, admin: Admin, uow: UoW, auth: Auth
 ) -> User:
     """Change role and/or active flag. Either change ends the user's sessions at once."""
-    user = await auth.update_user(
-        uow.session, audit_context(request), admin, user_id, body.role, body.is_active
-    )
+    user = await auth.update_user(uow.session, audit_context(request), admin, user_id, body.role, body.is_active)
     gateway = getattr(request.app.state, "gateway", None)
     if gateway is not None:
         uow.after_commit(lambda: gateway.drop_user(user_id))
@@ -53,9 +49,7 @@ async def list_settings(_: CurrentUser, session: ReadSession) -> list[SettingOut
 
 
 @settings_router.put("/{key}", response_model=SettingOut)
-async def put_setting(
-    key: SettingKey, body: SettingIn, request: Request, _: Admin, uow: UoW, core: Core
-) -> SettingOut:
+async def put_setting(key: SettingKey, body: SettingIn, request: Request, _: Admin, uow: UoW, core: Core) -> SettingOut:
     out = await service.put_setting(uow.session, audit_context(request), core.clock, key, body.value)
     await uow.commit()
     return out

@@ -37,9 +37,7 @@ async def list_settings(session: AsyncSession) -> list[SettingOut]:
     return out
 
 
-async def put_setting(
-    session: AsyncSession, ctx: AuditContext, clock: Clock, key: str, value: Any
-) -> SettingOut:
+async def put_setting(session: AsyncSession, ctx: AuditContext, clock: Clock, key: str, value: Any) -> SettingOut:
     stored = validate_setting(key, value)
     spec = SPECS[key]
     row = await session.get(Setting, key)
@@ -125,7 +123,5 @@ async def list_audit_logs(
         until=until,
     )
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = await session.scalars(
-        query.order_by(AuditLog.timestamp.desc(), AuditLog.id).limit(limit).offset(offset)
-    )
+    rows = await session.scalars(query.order_by(AuditLog.timestamp.desc(), AuditLog.id).limit(limit).offset(offset))
     return list(rows.all()), total

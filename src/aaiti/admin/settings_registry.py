@@ -36,9 +36,7 @@ def _adapter(tp: Any) -> Callable[[Any], Any]:
 SPECS: dict[str, SettingSpec] = {
     spec.key: spec
     for spec in (
-        SettingSpec(
-            "registration.open", "Whether anyone may register a trader account", _adapter(bool), default=True
-        ),
+        SettingSpec("registration.open", "Whether anyone may register a trader account", _adapter(bool), default=True),
         SettingSpec(
             "trading.kill_switch",
             "Global kill switch: no bot places an order while true",

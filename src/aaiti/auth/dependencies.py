@@ -38,9 +38,7 @@ async def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     if len(request.headers.getlist("authorization")) != 1:
-        raise Unauthorized(
-            "exactly one Authorization header is allowed", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise Unauthorized("exactly one Authorization header is allowed", headers={"WWW-Authenticate": "Bearer"})
     claims = auth.codec.decode_access(credentials.credentials)
     principal, snapshot = await auth.authenticate(core.db.fast, claims)
     request.state.principal = principal

@@ -93,9 +93,7 @@ class TokenCodec:
         self.access_ttl = timedelta(seconds=access_ttl_s)
         self._leeway = leeway_s
 
-    def encode_access(
-        self, *, user_id: uuid.UUID, role: str, token_version: int, now: datetime
-    ) -> tuple[str, int]:
+    def encode_access(self, *, user_id: uuid.UUID, role: str, token_version: int, now: datetime) -> tuple[str, int]:
         exp = now + self.access_ttl
         claims = {
             "iss": self.issuer,

@@ -32,9 +32,7 @@ from aaiti.core.principal import Principal
 from aaiti.core.ratelimit import RateLimiter
 
 LOGIN_FAILED = "invalid email or password"
-USER_SNAPSHOT_SQL = (
-    "SELECT id, email, role, is_active, token_version, created_at, last_login FROM users WHERE id = :id"
-)
+USER_SNAPSHOT_SQL = "SELECT id, email, role, is_active, token_version, created_at, last_login FROM users WHERE id = :id"
 
 
 def _as_utc(value: object) -> datetime | None:
@@ -60,8 +58,15 @@ class UserSnapshot:
         raw_id, email, role, active, version, created, last = row
         created_at = _as_utc(created)
         assert created_at is not None
-        return cls(raw_id if isinstance(raw_id, uuid.UUID) else uuid.UUID(str(raw_id)), str(email), str(role),
-                   bool(active), int(str(version)), created_at, _as_utc(last))
+        return cls(
+            raw_id if isinstance(raw_id, uuid.UUID) else uuid.UUID(str(raw_id)),
+            str(email),
+            str(role),
+            bool(active),
+            int(str(version)),
+            created_at,
+            _as_utc(last),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +149,7 @@ class AuthService:
             what="login attempts",
         )
 
-    async def login(
-        self, session: AsyncSession, ctx: AuditContext, email: str, password: str
-    ) -> IssuedTokens:
+    async def login(self, session: AsyncSession, ctx: AuditContext, email: str, password: str) -> IssuedTokens:
         """Unknown email, wrong password and deactivated account all answer the same 401."""
         email = email.lower()
         user = await session.scalar(select(User).where(User.email == email))
@@ -180,9 +183,7 @@ class AuthService:
             what="refresh attempts",
         )
         now = self.clock.now()
-        row = await session.scalar(
-            select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(raw_token))
-        )
+        row = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(raw_token)))
         if row is None:
             metrics.AUTH_EVENTS.labels(event="refresh", outcome="failed").inc()
             raise Unauthorized("invalid refresh token")
@@ -291,9 +292,7 @@ class AuthService:
             raise Unauthorized("invalid or revoked token")
         return Principal(id=snapshot.id, email=snapshot.email, role=snapshot.role), snapshot
 
-    async def invalid_sessions(
-        self, session: AsyncSession, pairs: list[tuple[uuid.UUID, int]]
-    ) -> set[uuid.UUID]:
+    async def invalid_sessions(self, session: AsyncSession, pairs: list[tuple[uuid.UUID, int]]) -> set[uuid.UUID]:
         if not pairs:
             return set()
         rows = (
@@ -302,9 +301,7 @@ class AuthService:
             )
         ).all()
         current = {r.id: (r.is_active, r.token_version) for r in rows}
-        return {
-            uid for uid, tv in pairs if uid not in current or not current[uid][0] or current[uid][1] != tv
-        }
+        return {uid for uid, tv in pairs if uid not in current or not current[uid][0] or current[uid][1] != tv}
 
     # -- admin ------------------------------------------------------------------------------------------------
     async def list_users(self, session: AsyncSession, limit: int, offset: int) -> tuple[list[User], int]:

@@ -14,7 +14,10 @@ from aaiti.core.errors import TooManyRequests
 
 class RateLimiter:
     def __init__(self, redis_url: str | None = None) -> None:
-        self._storage: Storage = storage_from_string(f"async+{redis_url}") if redis_url else MemoryStorage()
+        storage = storage_from_string(f"async+{redis_url}") if redis_url else MemoryStorage()
+        if not isinstance(storage, Storage):
+            raise TypeError("the rate-limit storage must be an async storage")
+        self._storage: Storage = storage
         self._limiter = MovingWindowRateLimiter(self._storage)
 
     async def hit(self, key: str, *, limit: int, window_s: int, what: str) -> None:

@@ -84,17 +84,17 @@ class FastReader:
     async def fetch_one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """Run one SELECT and return its first row (raw driver values) or None."""
         if self._sqlite_path is None:
-            async with self._engine.connect() as conn:
-                row = (await conn.execute(text(sql), params)).first()
-                return tuple(row) if row is not None else None
+            async with self._engine.connect() as engine_conn:
+                first = (await engine_conn.execute(text(sql), params)).first()
+                return tuple(first) if first is not None else None
         pool = await self._connections()
         conn = await pool.get()
         try:
             rows = await conn.execute_fetchall(sql, params)
         finally:
             pool.put_nowait(conn)
-        for row in rows:
-            return tuple(row)
+        for found in rows:
+            return tuple(found)
         return None
 
     async def close(self) -> None:
