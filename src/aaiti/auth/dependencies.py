@@ -14,7 +14,6 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aaiti.auth.service import AuthService
-from aaiti.core.dependencies import Core
 from aaiti.core.errors import Forbidden, Unauthorized
 from aaiti.core.principal import Principal
 
@@ -31,16 +30,16 @@ Auth = Annotated[AuthService, Depends(get_auth_service)]
 
 async def current_principal(
     request: Request,
-    core: Core,
-    auth: Auth,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    # Reads app.state directly rather than through the Core/Auth dependencies: this runs on every request.
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     if len(request.headers.getlist("authorization")) != 1:
         raise Unauthorized("exactly one Authorization header is allowed", headers={"WWW-Authenticate": "Bearer"})
+    auth: AuthService = request.app.state.auth
     claims = auth.codec.decode_access(credentials.credentials)
-    principal, snapshot = await auth.authenticate(core.db.fast, claims)
+    principal, snapshot = await auth.authenticate(request.app.state.core.db.fast, claims)
     request.state.principal = principal
     request.state.user_snapshot = snapshot
     structlog.contextvars.bind_contextvars(user_id=str(principal.id))

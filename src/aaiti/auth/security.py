@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -29,6 +31,7 @@ from aaiti.core.errors import Unauthorized
 ALGORITHM = "HS256"
 ACCESS_TYPE = "access"
 COMMON_PASSWORD_COUNT = 3000
+VERIFIED_CACHE_SIZE = 10_000
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "aud", "iss", "jti", "typ", "tv"]
 
 
@@ -92,6 +95,7 @@ class TokenCodec:
         self.audience = audience
         self.access_ttl = timedelta(seconds=access_ttl_s)
         self._leeway = leeway_s
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     def encode_access(self, *, user_id: uuid.UUID, role: str, token_version: int, now: datetime) -> tuple[str, int]:
         exp = now + self.access_ttl
@@ -108,8 +112,27 @@ class TokenCodec:
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), int(self.access_ttl.total_seconds())
 
-    def decode_access(self, token: str) -> AccessClaims:
-        """Verify signature, algorithm, iss, aud, exp/iat/nbf and the token type. Raises Unauthorized."""
+    def decode_access(self, token: str, *, now: float | None = None) -> AccessClaims:
+        """Verify signature, algorithm, iss, aud, exp/iat/nbf and the token type. Raises Unauthorized.
+
+        Verified tokens are remembered (bounded LRU keyed by the exact token string) so a client reusing its
+        token skips the HMAC and JSON work; expiry is still checked on every call, and the token version is
+        checked against the database by the caller as before."""
+        moment = time.time() if now is None else now
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at.timestamp() + self._leeway <= moment:
+                self._verified.pop(token, None)
+                raise Unauthorized("invalid or expired token")
+            self._verified.move_to_end(token)
+            return cached
+        claims = self._decode(token)
+        self._verified[token] = claims
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str) -> AccessClaims:
         try:
             # algorithms=[HS256] makes PyJWT refuse every other alg (none, HS512, RS256, ...).
             claims = jwt.decode(
