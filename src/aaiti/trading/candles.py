@@ -72,3 +72,21 @@ class Candles:
             self.close[start:stop],
             self.volume[start:stop],
         )
+
+
+def align(candles: dict[str, Candles]) -> dict[str, Candles]:
+    """Restrict several symbols' candles to the timestamps they all have (for multi-symbol backtests).
+
+    Bars missing from any one symbol are dropped for all of them; nothing is filled in.
+    """
+    if not candles:
+        return {}
+    common: IntArray | None = None
+    for c in candles.values():
+        common = c.ts if common is None else np.intersect1d(common, c.ts, assume_unique=True)
+    assert common is not None
+    out: dict[str, Candles] = {}
+    for sym, c in candles.items():
+        keep = np.isin(c.ts, common, assume_unique=True)
+        out[sym] = Candles(c.ts[keep], c.open[keep], c.high[keep], c.low[keep], c.close[keep], c.volume[keep])
+    return out

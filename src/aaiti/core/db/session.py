@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import text
@@ -24,8 +25,10 @@ log = structlog.get_logger(__name__)
 
 
 class UnitOfWork:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, publisher: Any = None) -> None:
         self.session = session
+        self.publisher = publisher
+        """Set by boundaries that announce events after commit (the job runner); None elsewhere."""
         self._after_commit: list[AfterCommit] = []
 
     def after_commit(self, callback: AfterCommit) -> None:

@@ -22,7 +22,7 @@ class JobKind:
     user_submittable: bool = False
     on_success: OnSuccess | None = None
     """Runs in the parent, inside the transaction that marks the job succeeded; may return a smaller result
-    to store on the job row."""
+    to store on the job row. ``uow.publisher`` is set, for events announced with ``uow.after_commit``."""
 
 
 _KINDS: dict[str, JobKind] = {}

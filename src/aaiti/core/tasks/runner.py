@@ -239,6 +239,7 @@ class LocalTaskRunner:
         async with self._db.unit_of_work() as uow:
             job = (await uow.session.execute(select(Job).where(Job.id == job_id))).scalar_one()
             kind = get_kind(job.kind)
+            uow.publisher = self._publisher
             stored: dict[str, Any] | None = result
             try:
                 if kind is not None and kind.on_success is not None:
