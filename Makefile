@@ -53,8 +53,19 @@ pytest: install browser
 
 test: lint typecheck layers frontend-test pytest
 
-bench: install
+# Benchmarks print ratios against peers measured in the same run. vectorbt needs pandas >= 3 (statsforecast
+# needs < 3), so the backtest peers live in their own venv.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed:
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet numpy pydantic ta-lib vectorbt backtesting
+	touch $@
+
+bench: install $(BENCH_VENV)/.installed
 	$(BIN)/python bench/api.py
+	PYTHONPATH=src $(BENCH_VENV)/bin/python bench/backtest.py
+	$(BIN)/python bench/models.py
+	$(BIN)/python bench/feed.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache
