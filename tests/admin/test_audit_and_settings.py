@@ -81,14 +81,14 @@ async def test_settings_api(client: httpx.AsyncClient, alice: Account, admin: Ac
         key = next(s for s in listing if s["key"] == "coingecko.api_key")
         assert key["is_set"] is True and key["value"] is None
         assert "CG-abcdefgh123" not in json.dumps(listing)
-    bad = await client.put("/api/settings/market.poll_interval_s", headers=admin.headers, json={"value": 1})
+    bad = await client.put("/api/settings/ui.announcement", headers=admin.headers, json={"value": "x" * 501})
     assert bad.status_code == 422
     wrong_type = await client.put("/api/settings/registration.open", headers=admin.headers, json={"value": "yes"})
     assert wrong_type.status_code == 422
     unknown = await client.put("/api/settings/no.such.key", headers=admin.headers, json={"value": 1})
     assert unknown.status_code == 422
-    ok = await client.put("/api/settings/market.poll_interval_s", headers=admin.headers, json={"value": 60})
-    assert ok.json()["value"] == 60
+    ok = await client.put("/api/settings/ui.announcement", headers=admin.headers, json={"value": "maintenance at 5"})
+    assert ok.json()["value"] == "maintenance at 5"
     assert (
         await client.put("/api/settings/ui.announcement", headers=alice.headers, json={"value": "x"})
     ).status_code == 403
@@ -108,3 +108,14 @@ async def test_user_admin(client: httpx.AsyncClient, alice: Account, admin: Acco
     assert (
         await client.patch(f"/api/users/{alice.id}", headers=admin.headers, json={"password_hash": "x"})
     ).status_code == 422
+
+
+async def test_registration_switch_applies_at_once(client: httpx.AsyncClient, admin: Account) -> None:
+    closed = await client.put("/api/settings/registration.open", headers=admin.headers, json={"value": False})
+    assert closed.status_code == 200
+    r = await client.post("/api/auth/register", json={"email": "late@example.com", "password": PASSWORD})
+    assert r.status_code == 403 and "closed" in r.json()["detail"]
+    await client.put("/api/settings/registration.open", headers=admin.headers, json={"value": True})
+    assert (
+        await client.post("/api/auth/register", json={"email": "late@example.com", "password": PASSWORD})
+    ).status_code == 201

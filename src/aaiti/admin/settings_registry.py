@@ -36,28 +36,23 @@ def _adapter(tp: Any) -> Callable[[Any], Any]:
 SPECS: dict[str, SettingSpec] = {
     spec.key: spec
     for spec in (
-        SettingSpec("registration.open", "Whether anyone may register a trader account", _adapter(bool), default=True),
         SettingSpec(
-            "trading.kill_switch",
-            "Global kill switch: no bot places an order while true",
+            "registration.open",
+            "Whether anyone may register a trader account (takes effect at once; overrides "
+            "AAITI_AUTH__REGISTRATION_OPEN)",
             _adapter(bool),
-            default=False,
-        ),
-        SettingSpec(
-            "market.poll_interval_s",
-            "Seconds between price polls of the live feed",
-            _adapter(conint(ge=5, le=3600)),
-            default=30,
+            default=None,
         ),
         SettingSpec(
             "ui.announcement",
-            "A message shown on every dashboard page",
+            "A message for every user, returned by GET /api/settings",
             _adapter(constr(max_length=500)),
             default="",
         ),
         SettingSpec(
             "coingecko.api_key",
-            "CoinGecko demo or pro API key (write-only)",
+            "CoinGecko API key (write-only). Used at the next start when AAITI_MARKET__COINGECKO_API_KEY is unset, "
+            "as a demo key unless AAITI_MARKET__COINGECKO_KEY_KIND=pro",
             _adapter(constr(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")),
             secret=True,
         ),

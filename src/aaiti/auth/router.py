@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from aaiti.admin.service import read_setting
 from aaiti.auth.dependencies import Auth, CurrentUser
 from aaiti.auth.models import User
 from aaiti.auth.schemas import ChangePasswordIn, LoginIn, RefreshIn, RegisterIn, TokenOut, UserOut
@@ -25,7 +26,8 @@ def _tokens(t: IssuedTokens) -> TokenOut:
 
 @router.post("/register", response_model=UserOut, status_code=status.HTTP_201_CREATED)
 async def register(body: RegisterIn, request: Request, uow: UoW, auth: Auth, core: Core) -> User:
-    if not core.settings.auth.registration_open:
+    stored = await read_setting(uow.session, "registration.open")
+    if not (core.settings.auth.registration_open if stored is None else stored):
         raise Forbidden("registration is closed; ask an administrator for an account")
     await auth.limiter.hit(
         f"register:ip:{client_ip(request)}",

@@ -4,27 +4,16 @@ any checks domains registered, e.g. the market data source). Not ready answers 5
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from aaiti.core.dependencies import Core
+from aaiti.core.observability.health import CheckResult, ReadyCheck
 
 router = APIRouter(prefix="/health", tags=["health"])
 CHECK_TIMEOUT_S = 3.0
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    ok: bool
-    detail: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-ReadyCheck = Callable[[], Awaitable[CheckResult]]
 
 
 @router.get("")
