@@ -36,6 +36,33 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/jobs"): MUTATE,
     ("GET", "/api/jobs/{job_id}"): USER,
     ("POST", "/api/jobs/{job_id}/cancel"): MUTATE,
+    ("GET", "/api/market/prices"): USER,
+    ("GET", "/api/market/candles"): USER,
+    ("GET", "/api/market/symbols"): USER,
+    ("GET", "/api/market/search"): USER,
+    ("GET", "/api/market/status"): USER,
+    ("POST", "/api/market/import"): MUTATE,
+    ("POST", "/api/market/backfill"): MUTATE,
+    ("POST", "/api/indicators"): USER,
+    ("GET", "/api/models/algorithms"): USER,
+    ("GET", "/api/models"): USER,
+    ("POST", "/api/models"): MUTATE,
+    ("POST", "/api/models/compare"): USER,
+    ("GET", "/api/models/{model_id}"): USER,
+    ("PATCH", "/api/models/{model_id}"): MUTATE,
+    ("DELETE", "/api/models/{model_id}"): MUTATE,
+    ("POST", "/api/models/{model_id}/train"): MUTATE,
+    ("GET", "/api/models/{model_id}/versions"): USER,
+    ("POST", "/api/models/{model_id}/predict"): MUTATE,
+    ("GET", "/api/models/{model_id}/predictions"): USER,
+    ("GET", "/api/backtests/strategies"): USER,
+    ("POST", "/api/backtests"): MUTATE,
+    ("GET", "/api/backtests"): USER,
+    ("GET", "/api/backtests/compare"): USER,
+    ("GET", "/api/backtests/{backtest_id}"): USER,
+    ("GET", "/api/backtests/{backtest_id}/trades"): USER,
+    ("GET", "/api/backtests/{backtest_id}/runs"): USER,
+    ("DELETE", "/api/backtests/{backtest_id}"): MUTATE,
     ("GET", "/metrics"): PUBLIC,
 }
 NOT_API = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/", "/api/{rest:path}"}
@@ -69,6 +96,8 @@ def _fill(path: str) -> str:
     return (
         path.replace("{user_id}", str(uuid.uuid4()))
         .replace("{job_id}", str(uuid.uuid4()))
+        .replace("{backtest_id}", str(uuid.uuid4()))
+        .replace("{model_id}", str(uuid.uuid4()))
         .replace("{key}", "ui.announcement")
     )
 

@@ -37,13 +37,15 @@ from aaiti.core.ratelimit import RateLimiter
 from aaiti.core.realtime.server import SocketGateway, SocketIdentity
 from aaiti.core.tasks import service as job_service
 from aaiti.core.tasks.runner import LocalTaskRunner
+from aaiti.market.runtime import market_runtime
+from aaiti.ml.service import ml_runtime
 from aaiti.spa import SPAStaticFiles, not_built, static_dir
 
 log = structlog.get_logger("aaiti.app")
 
 DomainRuntime = Callable[[CoreComponents, SocketGateway, Any], AbstractAsyncContextManager[None]]
 """A domain's background services (feed, bot supervisor): started after core, stopped before it."""
-DOMAIN_RUNTIMES: list[DomainRuntime] = []
+DOMAIN_RUNTIMES: list[DomainRuntime] = [market_runtime, ml_runtime]
 STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",

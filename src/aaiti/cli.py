@@ -1,4 +1,4 @@
-"""The ``aaiti`` command: ``serve``, ``migrate``, ``create-admin``."""
+"""The ``aaiti`` command: ``serve``, ``migrate``, ``create-admin``, ``import-candles``."""
 
 from __future__ import annotations
 
@@ -81,6 +81,141 @@ def _create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_candles(args: argparse.Namespace) -> int:
+    """Validate and store a ``timestamp_ms,open,high,low,close,volume`` CSV (audited, like the API import)."""
+    from aaiti.core.audit import AuditContext
+    from aaiti.core.clock import SystemClock
+    from aaiti.core.db.session import Database
+    from aaiti.core.errors import Invalid
+    from aaiti.market.service import ImportReport, check_import_source, import_csv
+
+    check_import_source(args.source)
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings()
+    migrate(settings.database.url)
+
+    async def run() -> ImportReport:
+        db = Database(settings.database.url, synchronous=settings.database.synchronous)
+        try:
+            async with db.unit_of_work() as uow:
+                report = await import_csv(
+                    uow,
+                    AuditContext(user_agent="aaiti-cli"),
+                    SystemClock(),
+                    text=text,
+                    symbol=args.symbol,
+                    timeframe=args.timeframe,
+                    source=args.source,
+                    via="cli",
+                )
+                await uow.commit()
+                return report
+        finally:
+            await db.dispose()
+
+    try:
+        report = asyncio.run(run())
+    except Invalid as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        for row in exc.extra.get("rejected", [])[:20]:
+            print(f"  line {row['line']}: {row['reason']}", file=sys.stderr)
+        return 2
+    result = report.result
+    print(
+        f"imported {result.accepted_count} {report.timeframe} candles of {report.symbol} as source "
+        f"{report.source!r} ({report.written} rows written); {result.rejected_count} rows rejected"
+    )
+    for row in result.rejected[:20]:
+        print(f"  line {row.line}: {row.reason}", file=sys.stderr)
+    return 0
+
+
+def _epoch_ms(text: str | None) -> int | None:
+    """``2020-01-31`` / ``2020-01-31T12:00`` (UTC) or epoch milliseconds."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    from datetime import UTC, datetime
+
+    parsed = datetime.fromisoformat(text)
+    return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train one model in this process (one BLAS/torch thread, as in the workers) and print its report."""
+    import json
+    import time
+
+    from aaiti.core.tasks.worker import init_worker
+
+    init_worker()
+    from aaiti.ml.estimators.base import Cancelled, FitFailed
+    from aaiti.ml.tasks import json_safe, metrics_report
+    from aaiti.ml.training import train
+
+    try:
+        params = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as exc:
+        print(f"error: --params is not JSON: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(params, dict):
+        print("error: --params must be a JSON object", file=sys.stderr)
+        return 2
+    spec: dict[str, object] = {
+        "algorithm": args.algorithm,
+        "params": params,
+        "dataset": args.dataset,
+        "target": args.target,
+        "horizon": args.horizon,
+        "interval_level": args.interval_level,
+        "seed": args.seed,
+        "evaluation": {"method": args.evaluation, "test_fraction": args.test_fraction, "folds": args.folds},
+        "start_ts": _epoch_ms(args.start),
+        "end_ts": _epoch_ms(args.end),
+    }
+    last = [0.0]
+
+    def report(fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if not args.quiet and (now - last[0] >= 0.5 or fraction >= 1.0):
+            last[0] = now
+            print(f"  {fraction * 100:5.1f}%  {message}", file=sys.stderr)
+
+    try:
+        result = train(spec, report, lambda: False)
+    except FitFailed as exc:
+        print(f"error: the model could not be fitted: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, Cancelled):
+        print("interrupted", file=sys.stderr)
+        return 130
+    artifact = result.pop("artifact")
+    result["artifact"] = {k: v for k, v in artifact.items() if k != "bytes"}
+    if args.json:
+        print(json.dumps(json_safe(result), indent=2, sort_keys=True))
+    else:
+        print(metrics_report(result, source=args.dataset))
+        print(f"artefact    {artifact['format']}, {artifact['size']} bytes, sha256 {artifact['sha256']}")
+    return 0
+
+
+def _backtest_arguments(parser: argparse.ArgumentParser) -> None:
+    from aaiti.backtests.cli import add_arguments
+
+    add_arguments(parser)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from aaiti.backtests.cli import run
+
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aaiti", description="Auto AI Trading Interface")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +228,28 @@ def main(argv: list[str] | None = None) -> int:
     admin = sub.add_parser("create-admin", help="create the first administrator")
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", help="omit to be prompted (or set AAITI_ADMIN_PASSWORD)")
+    imp = sub.add_parser("import-candles", help="store candles from a CSV (timestamp_ms,open,high,low,close,volume)")
+    imp.add_argument("file")
+    imp.add_argument("--symbol", required=True, help="ticker, e.g. BTC")
+    imp.add_argument("--timeframe", required=True, help="5m, 15m, 30m, 1h, 4h or 1d")
+    imp.add_argument("--source", default="csv", help="'csv' or 'csv:<label>' (default csv)")
+    tr = sub.add_parser("train", help="train and score one model on a bundled dataset, in this process")
+    tr.add_argument("--dataset", required=True, help="bundled dataset, e.g. BTC-USD_1d")
+    tr.add_argument("--algorithm", required=True, help="algorithm id or seed alias (see GET /api/models/algorithms)")
+    tr.add_argument("--params", help="algorithm parameters as a JSON object")
+    tr.add_argument("--target", choices=["price", "log_return"], default="price")
+    tr.add_argument("--horizon", type=int, default=1, help="bars ahead")
+    tr.add_argument("--interval-level", type=float, default=0.9)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--evaluation", choices=["holdout", "walk_forward"], default="holdout")
+    tr.add_argument("--test-fraction", type=float, default=0.2)
+    tr.add_argument("--folds", type=int, default=3)
+    tr.add_argument("--start", help="first candle open time: YYYY-MM-DD[THH:MM] UTC or epoch ms")
+    tr.add_argument("--end", help="last candle open time (inclusive)")
+    tr.add_argument("--json", action="store_true", help="print the full result as JSON")
+    tr.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    bt = sub.add_parser("backtest", help="run a backtest on bundled data in this process and print the report")
+    _backtest_arguments(bt)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
@@ -103,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "create-admin":
             return _create_admin(args)
+        if args.command == "train":
+            return _train(args)
+        if args.command == "backtest":
+            return _backtest(args)
+        if args.command == "import-candles":
+            return _import_candles(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -172,3 +172,18 @@ def test_recovery_after_kill_9(tmp_path: Path, template_db: Path) -> None:
     finally:
         os.killpg(proc2.pid, signal.SIGTERM)
         proc2.wait(30)
+
+
+async def test_runner_failure_fails_the_job(
+    client: httpx.AsyncClient, app: Any, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = app.fastapi.state.core.runner
+
+    async def broken_pool() -> Any:
+        raise OSError("cannot start worker processes")
+
+    monkeypatch.setattr(runner, "_ensure_pool", broken_pool)
+    r = await client.post("/api/jobs", headers=alice.headers, json={"kind": "selftest", "params": {"steps": 1}})
+    job = await _wait_status(client, alice, r.json()["id"], {"failed", "succeeded"})
+    assert job["status"] == "failed"
+    assert "cannot start worker processes" in job["error"]

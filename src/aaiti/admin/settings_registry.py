@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError, conint, constr
+from pydantic import TypeAdapter, ValidationError, constr
 
 from aaiti.core.errors import Invalid
 

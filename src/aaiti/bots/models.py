@@ -24,9 +24,7 @@ class TradingBot(Base):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     symbol: Mapped[str] = mapped_column(String(32), nullable=False)
     strategy: Mapped[str] = mapped_column(String(64), nullable=False)
-    status: Mapped[str] = mapped_column(
-        String(16), nullable=False, default="stopped", server_default="stopped"
-    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="stopped", server_default="stopped")
     configuration: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
     performance_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -109,3 +109,9 @@ def forget_symbol(symbol: str) -> None:
     if symbol in _symbols_seen:
         _symbols_seen.discard(symbol)
         DATA_AGE.remove(symbol)
+
+
+CANDLE_BUS_DROPPED = Counter(
+    "aaiti_candle_bus_dropped",
+    "Closed live candles dropped because a subscriber's queue was full (drop-oldest).",
+)

@@ -2,7 +2,7 @@
 
 Look-ahead rule: ``features[t]`` is computed from candles ``0..t`` only (every column is a causal
 indicator or a lagged return), so a model fed ``features[t]`` at the close of bar ``t`` never sees the
-future. ``tests/ml/test_features.py`` proves it by perturbing bars after ``t``.
+future. ``tests/ml/test_ml_features.py`` proves it by perturbing bars after ``t``.
 
 All features are scale-free (ratios, log returns, bounded oscillators) so a model trained at one price
 level still applies at another. Indicators come from TA-Lib through :func:`_indicator`, the one place to

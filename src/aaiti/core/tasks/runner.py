@@ -203,8 +203,15 @@ class LocalTaskRunner:
                     metrics.JOB_DURATION.labels(kind=job.kind).observe(time.monotonic() - started)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            # The pool could not start, the database failed...: the job must end, not stay queued forever.
             log.exception("job_runner_error", job_id=str(job_id))
+            try:
+                await self._finish(
+                    job_id, JobStatus.failed, error=f"job runner error: {type(exc).__name__}: {exc}"[:2000]
+                )
+            except Exception:
+                log.exception("job_runner_error_unrecorded", job_id=str(job_id))
         finally:
             self._tasks.pop(job_id, None)
             self._cancel_events.pop(job_id, None)

@@ -1,8 +1,9 @@
-"""The hook for model-driven strategies (models arrive with the forecasting-models work).
+"""Model-driven strategies: they read only the forecast aligned to the current bar.
 
-:class:`ForecastThreshold` shows the contract: it reads only the forecast aligned to the current bar. It is not
-in the default registry because a backtest or bot must first be given a forecast series from a trained model;
-the models work registers it (or its own strategies) once that source exists.
+They are kept out of the signal registry (``STRATEGIES``) because they cannot run on candles alone: a backtest or
+bot must supply a forecast series from a trained model. They live in ``FORECAST_STRATEGIES``; the backtests domain
+computes the series from a stored model version (``aaiti.backtests.tasks.model_forecasts``), where the forecast
+is the signed *edge* ``2 * P(up) - 1`` in ``[-1, 1]`` (``confidence = max(P(up), P(down)) = (1 + |edge|) / 2``).
 
 Alignment rule: ``forecast[i]`` is the model's output computed from data up to and including bar ``i``'s close
 (for example the predicted return of bar ``i + 1``). A forecast that used later data would leak the future into
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -25,6 +26,18 @@ from aaiti.trading.strategies.base import Strategy, StrategyParams, StrategyStre
 class ForecastParams(StrategyParams):
     long_above: float = Field(default=0.0, description="Go long when the forecast is above this")
     short_below: float | None = Field(default=None, description="Go short when the forecast is below this")
+    min_confidence: float = Field(
+        default=0.5,
+        ge=0.5,
+        lt=1.0,
+        description="Trade only when |forecast| >= 2 * min_confidence - 1, i.e. max(P(up), P(down)) >= this "
+        "for an edge forecast (2 * P(up) - 1); 0.5 = no filter",
+    )
+    sizing: Literal["fixed", "confidence"] = Field(
+        default="fixed",
+        description="fixed: full target exposure; confidence: exposure |forecast| (the Kelly fraction of an "
+        "even-odds bet with win probability P(up)), capped at 1",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ForecastParams:
@@ -49,10 +62,13 @@ class _ForecastStream:
     ) -> float:
         if forecast is None or math.isnan(forecast):
             return 0.0
+        if abs(forecast) < 2.0 * self.p.min_confidence - 1.0:
+            return 0.0
+        size = 1.0 if self.p.sizing == "fixed" else min(1.0, abs(forecast))
         if forecast > self.p.long_above:
-            return 1.0
+            return size
         if self.p.short_below is not None and forecast < self.p.short_below:
-            return -1.0
+            return -size
         return 0.0
 
     def get_state(self) -> dict[str, Any]:
@@ -81,10 +97,13 @@ class ForecastThreshold(Strategy):
         if forecast is None or len(forecast) != len(candles):
             raise ValueError("forecast_threshold needs a forecast array aligned to the candles")
         f = np.asarray(forecast, dtype=np.float64)
-        out = np.where(f > self.p.long_above, 1.0, 0.0)
+        size = np.ones_like(f) if self.p.sizing == "fixed" else np.minimum(1.0, np.abs(f))
+        out = np.where(f > self.p.long_above, size, 0.0)
         if self.p.short_below is not None:
-            out = np.where(f < self.p.short_below, -1.0, out)
-        return out
+            out = np.where(f < self.p.short_below, -size, out)
+        # NaN compares false everywhere above, so bars without a forecast hold no position.
+        confident = np.abs(f) >= 2.0 * self.p.min_confidence - 1.0
+        return np.where(confident, out, 0.0)
 
     def stream(self) -> StrategyStream:
         return _ForecastStream(self.p)
