@@ -49,7 +49,7 @@ layers: install
 	$(BIN)/lint-imports
 
 pytest: install browser
-	$(BIN)/pytest
+	$(BIN)/pytest -q
 
 test: lint typecheck layers frontend-test pytest
 
