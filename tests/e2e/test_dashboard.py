@@ -64,3 +64,39 @@ async def test_register_login_and_deep_link(built_spa: Path, settings: Settings)
         await page.screenshot(path=str(Path(settings.var_dir) / "jobs.png"))
         await browser.close()
     assert problems == [], problems
+
+
+@pytest.fixture
+def fast_replay_settings(settings: Settings) -> Settings:
+    settings.market.source = "replay"
+    settings.market.poll_interval_s = 0.2
+    settings.market.replay_bar_seconds = 0.02
+    return settings
+
+
+async def test_dashboard_shows_live_replay_prices_moving(built_spa: Path, fast_replay_settings: Settings) -> None:
+    asgi = create_app(fast_replay_settings)
+    async with live_server(asgi) as base, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = await browser.new_page()
+        await page.goto(f"{base}/register")
+        await page.get_by_label("Email").fill("live@example.com")
+        await page.get_by_label("Password", exact=True).fill(PASSWORD)
+        await page.get_by_label("Confirm password").fill(PASSWORD)
+        await page.get_by_role("button", name="Create account").click()
+        await page.wait_for_url(lambda url: "/register" not in url and "/login" not in url, timeout=15000)
+        await page.goto(f"{base}/")
+        tile = page.get_by_test_id("price-tile-BTC")
+        value = tile.get_by_test_id("price-value")
+        await value.wait_for(timeout=15000)
+        first = await value.inner_text()
+        seen = {first}
+        for _ in range(40):
+            await page.wait_for_timeout(250)
+            seen.add(await value.inner_text())
+            if len(seen) >= 3:
+                break
+        assert len(seen) >= 3, f"the BTC price did not move: {seen}"
+        assert "replay" in (await tile.inner_text()).lower(), "the tile names its source"
+        await page.screenshot(path=str(Path(fast_replay_settings.var_dir) / "dashboard.png"))
+        await browser.close()
