@@ -81,4 +81,5 @@ def record_events(app: Any) -> RecordingPublisher:
             await gateway.publish(event, payload, room)
 
     core.publisher = Tee()
+    core.runner._publisher = core.publisher  # job hooks announce through the runner's publisher
     return recorder

@@ -114,7 +114,7 @@ async def test_cap_conflict_and_cancellation(client: httpx.AsyncClient, app: Any
     model = await wait_model(client, alice, slow["id"])
     assert model["training_status"] == "untrained", "back to the status it had before"
     assert model["training_job"]["status"] == "cancelled" and model["latest_version"] is None
-    # The reconciler writes it down (and announces it) within a second or so.
+    # The job's on_end hook wrote it down (and announced it) in the transaction that ended the job.
     for _ in range(50):
         async with app.fastapi.state.core.db.read() as session:
             row = await session.get(MLModel, uuid.UUID(slow["id"]))

@@ -11,10 +11,11 @@ Training lifecycle (``ml_models.training_status``): ``untrained`` -> ``training`
 - Success: :func:`_on_train_success` runs in the parent inside the transaction that marks the job succeeded; it
   records the :class:`ModelVersion`, sets ``trained``, the metrics and ``last_trained``, prunes versions beyond
   :data:`KEEP_VERSIONS` (rows and files) and publishes ``model_trained``.
-- Failure or cancellation: the job runner has no failure hook, so the model is *reconciled* with its job: a
-  background loop (every :data:`RECONCILE_INTERVAL_S`), every write path on that model, and (without writing)
-  every read compute the same :func:`effective_status`. A failed job (including "interrupted by restart" and
-  a success whose result could not be stored) -> ``failed`` with the job's error; a cancelled one -> the
+- Failure or cancellation: the job kind's ``on_end`` hook settles the model in the transaction that ends the
+  job; jobs a crashed process left behind are settled by :meth:`MLRuntime.reconcile` at the next start; every
+  write path on that model and (without writing) every read compute the same :func:`effective_status`. A
+  failed job (including "interrupted by restart" and a success whose result could not be stored) -> ``failed``
+  with the job's error; a cancelled one -> the
   status the model had before (recorded in the job's params); a job that vanished -> ``failed``. Each
   settlement is audited and announced.
 
@@ -89,7 +90,6 @@ TRAIN_KIND = "ml.train"
 KEEP_VERSIONS = 5
 """Model versions kept per model (rows and artefact files); older ones are removed after each training."""
 ARTIFACTS_DIRNAME = "artifacts"
-RECONCILE_INTERVAL_S = 1.0
 LIVE_WINDOW = 20
 LIVE_MIN_RESOLVED = 10
 LOADED_MODEL_CACHE = 8
@@ -226,7 +226,22 @@ async def _on_train_success(uow: UnitOfWork, job: Job, result: dict[str, Any]) -
     }
 
 
-register(JobKind(TRAIN_KIND, "aaiti.ml.tasks:train_job", TrainJobParams, on_success=_on_train_success))
+async def _on_train_end(uow: UnitOfWork, job: Job) -> None:
+    """A training job failed or was cancelled: settle its model in the same transaction."""
+    for model, found in await repo.training_models_with_jobs(uow.session):
+        if found is not None and found.id == job.id:
+            await settle_training(uow, model, job, uow.publisher)
+
+
+register(
+    JobKind(
+        TRAIN_KIND,
+        "aaiti.ml.tasks:train_job",
+        TrainJobParams,
+        on_success=_on_train_success,
+        on_end=_on_train_end,
+    )
+)
 
 
 def _performance(version: ModelVersion, kind: str | None) -> dict[str, Any]:
@@ -282,7 +297,6 @@ class MLRuntime:
     async def start(self) -> None:
         await asyncio.to_thread(self._sweep_inputs)
         await self.reconcile()
-        self._task = asyncio.create_task(self._reconcile_forever(), name="ml-reconciler")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -294,14 +308,6 @@ class MLRuntime:
         if self.inputs.is_dir():
             for path in self.inputs.iterdir():
                 path.unlink(missing_ok=True)
-
-    async def _reconcile_forever(self) -> None:
-        while True:
-            await asyncio.sleep(RECONCILE_INTERVAL_S)
-            try:
-                await self.reconcile()
-            except Exception:
-                log.exception("ml_reconcile_failed")
 
     async def reconcile(self) -> int:
         """Settle every model whose training job ended without recording a version. Returns how many."""

@@ -12,6 +12,7 @@ from aaiti.core.db.session import UnitOfWork
 from aaiti.core.tasks.models import Job
 
 OnSuccess = Callable[[UnitOfWork, Job, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+OnEnd = Callable[[UnitOfWork, Job], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,9 @@ class JobKind:
     on_success: OnSuccess | None = None
     """Runs in the parent, inside the transaction that marks the job succeeded; may return a smaller result
     to store on the job row. ``uow.publisher`` is set, for events announced with ``uow.after_commit``."""
+    on_end: OnEnd | None = None
+    """Runs in the parent, inside the transaction that marks the job failed or cancelled (``job.status`` is
+    already final). Jobs a crashed process left behind are marked in bulk at the next start, without it."""
 
 
 _KINDS: dict[str, JobKind] = {}

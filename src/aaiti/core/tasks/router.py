@@ -63,6 +63,7 @@ def build_jobs_router(reader: Callable[..., Any], writer: Callable[..., Any]) ->
 
     @router.post("/{job_id}/cancel", response_model=JobOut)
     async def cancel(job_id: uuid.UUID, request: Request, principal: Writer, uow: UoW, core: Core) -> Job:
+        uow.publisher = core.publisher  # a job kind's on_end hook may announce what the cancellation changed
         job = await service.cancel_job(uow, core.runner, core.clock, audit_context(request), principal, job_id)
         await uow.commit()
         return job

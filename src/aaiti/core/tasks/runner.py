@@ -269,6 +269,14 @@ class LocalTaskRunner:
             if job is None or JobStatus(job.status) in TERMINAL_STATUSES:
                 return
             self._apply_final(job, status, error=error, message=message)
+            kind = get_kind(job.kind)
+            if kind is not None and kind.on_end is not None:
+                uow.publisher = self._publisher
+                try:
+                    async with uow.session.begin_nested():  # a failing hook must not keep the job unfinished
+                        await kind.on_end(uow, job)
+                except Exception:
+                    log.exception("job_end_hook_failed", job_id=str(job_id))
             payload = job_payload(job)
             uow.after_commit(lambda: self._publish_update(job.owner_id, job_id, payload))
             await uow.commit()

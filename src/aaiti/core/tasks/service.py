@@ -106,6 +106,9 @@ async def cancel_job(
         job.status = JobStatus.cancelled.value
         job.finished_at = clock.now()
         job.message = "cancelled before it started"
+        kind = get_kind(job.kind)
+        if kind is not None and kind.on_end is not None:
+            await kind.on_end(uow, job)
     record_audit(uow.session, ctx, "jobs.cancel", resource_type="job", resource_id=job.id)
 
     async def signal() -> None:
