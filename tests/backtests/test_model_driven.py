@@ -72,6 +72,23 @@ def test_forecasts_only_after_the_training_window_and_causal(linear_version: dic
     np.testing.assert_array_equal(f[:cut], g)
 
 
+@pytest.mark.parametrize("window", ["expanding", "rolling"])
+def test_walk_forward_refit_is_causal(linear_version: dict[str, Any], window: str) -> None:
+    ref = _ref(linear_version).model_copy(
+        update={"policy": "walk_forward_refit", "refit_every": 20, "train_bars": 200, "window": window}
+    )
+    candles = DAILY.slice(0, 600)
+    f, summary = model_forecasts(linear_version["artifact"]["bytes"], ref, {"BTC": candles})
+    # The first fit uses bars 0..199 and forecasts from bar 199 on; 401 bars in 21 blocks of 20.
+    assert summary["refits"] == 21 and summary["policy"] == "walk_forward_refit"
+    assert np.isnan(f["BTC"][:199]).all() and np.isfinite(f["BTC"][199:]).all()
+    # No dependence on the training window of the stored version: it forecasts bars inside it too.
+    assert candles.ts[199] < ref.training_end_ts
+    g = model_forecasts(linear_version["artifact"]["bytes"], ref, {"BTC": candles.slice(0, 450)})[0]["BTC"]
+    # Perturbing (here: removing) the future leaves earlier forecasts unchanged, up to BLAS rounding.
+    np.testing.assert_allclose(f["BTC"][:450], g, rtol=1e-9, atol=1e-12)
+
+
 def test_tampered_artefact_is_refused(linear_version: dict[str, Any]) -> None:
     data = bytearray(linear_version["artifact"]["bytes"])
     data[-1] ^= 1
@@ -122,9 +139,39 @@ async def test_linear_model_drives_a_reproducible_backtest(
     sized = await run_to_completion(client, alice, _forecast_body(model["id"], params={"sizing": "confidence"}))
     assert sized["fingerprint"] != first["fingerprint"]
 
+    # The results reference the model: it cannot be deleted while they exist.
+    r = await client.delete(f"/api/models/{model['id']}", headers=alice.headers)
+    assert r.status_code == 409, r.text
+
     # Another user's model reads as missing.
     r = await client.post("/api/backtests", headers=bob.headers, json=_forecast_body(model["id"]))
     assert r.status_code == 404, r.text
+
+
+async def test_walk_forward_refit_run(client: httpx.AsyncClient, app: Any, alice: Account) -> None:
+    model = await create(client, alice, algorithm="linear")
+    await train_and_wait(client, alice, model["id"])
+    options = {"policy": "walk_forward_refit", "refit_every": 30, "train_bars": 120, "window": "rolling"}
+    payload = _forecast_body(model["id"], forecast=options)
+    first = await run_to_completion(client, alice, payload)
+    ref = first["run_options"]["model"]
+    assert ref["policy"] == "walk_forward_refit" and ref["refit_every"] == 30 and ref["window"] == "rolling"
+    assert first["run_options"]["forecast"]["refits"] == 9  # 366 bars: fits at bars 119, 149, ..., 359
+    entry_ms = [_ms(t["entry_time"]) for t in first["trades"]["items"]]
+    assert entry_ms and min(entry_ms) > _ms(RANGE["start"]) + 119 * 86_400_000
+    second = await run_to_completion(client, alice, payload)
+    assert second["fingerprint"] == first["fingerprint"]
+
+    # 731 bars refitted every 5 from bar 59: 135 fits, over the cap.
+    too_many = _forecast_body(
+        model["id"], end="2017-06-01T00:00:00Z", forecast={**options, "refit_every": 5, "train_bars": 60}
+    )
+    r = await client.post("/api/backtests", headers=alice.headers, json=too_many)
+    assert r.status_code == 422 and "refit_every" in r.text
+    r = await client.post(
+        "/api/backtests", headers=alice.headers, json=_forecast_body(model["id"], forecast={"refit_every": 1})
+    )
+    assert r.status_code == 422, r.text
 
 
 async def test_model_errors(client: httpx.AsyncClient, app: Any, alice: Account) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from aaiti.data import load_bundled
 from aaiti.market.indicators_router import MAX_BARS, MAX_INDICATORS
+from aaiti.market.repository import upsert_candles
 from aaiti.market.resample import between
 from aaiti.trading.indicators import compute_indicator
 from tests.conftest import Account
@@ -76,6 +77,33 @@ async def test_limit_without_start_takes_the_latest_bars(client: httpx.AsyncClie
     out = r.json()
     assert len(out["ts"]) == 30 and out["ts"][-1] == _ms(END) - 86_400_000
     assert out["series"]["ema.value"][:4] == [None] * 4 and out["series"]["ema.value"][4] is not None
+
+
+async def test_stored_candles_are_used(client: httpx.AsyncClient, app: Any, viewer: Account) -> None:
+    core = app.fastapi.state.core
+    stored = DAILY.slice(800, 1000)
+    async with core.db.unit_of_work() as uow:
+        await upsert_candles(
+            uow.session,
+            source="csv",
+            symbol="BTC",
+            timeframe="1d",
+            candles=stored,
+            granularity_ms=86_400_000,
+            now=core.clock.now(),
+        )
+        await uow.commit()
+    start = datetime.fromtimestamp(int(stored.ts[0]) / 1000, tz=UTC).isoformat()
+    body = _body(start=start, end=None, limit=1000, indicators=[{"name": "sma", "params": {"period": 3}}])
+    r = await client.post("/api/indicators", headers=viewer.headers, json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["source"] == "csv" and out["ts"] == stored.ts.tolist()
+    want = compute_indicator("sma", stored, {"period": 3})["value"]
+    np.testing.assert_allclose(np.array(out["series"]["sma.value"][2:], dtype=float), want[2:], rtol=1e-12)
+    # A finer timeframe than the stored series would claim a granularity the data does not have.
+    r = await client.post("/api/indicators", headers=viewer.headers, json={**body, "timeframe": "4h"})
+    assert r.status_code == 422 and "finer" in r.text
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,29 @@ class MonteCarloSpec(_In):
     block_days: int = Field(5, ge=1, le=365, description="Block length of the return bootstrap")
 
 
+#: Bars between two refits of a walk-forward refit: fewer would refit nearly every bar for little gain.
+MIN_REFIT_EVERY = 5
+#: Refits one model-driven run may do (each is a full fit of the model's algorithm in the worker).
+MAX_REFITS = 100
+
+
+class ForecastOptions(_In):
+    """How a model's forecasts are made without seeing the future (see docs/backtests.md)."""
+
+    policy: Literal["after_training_window", "walk_forward_refit"] = Field(
+        "after_training_window",
+        description="after_training_window: the stored version, only for bars after its training window; "
+        "walk_forward_refit: the model's algorithm and spec refitted on past bars of the run every refit_every bars",
+    )
+    refit_every: int = Field(20, ge=MIN_REFIT_EVERY, le=1_000_000, description="Bars between refits (refit policy)")
+    train_bars: int = Field(
+        250, ge=60, le=1_000_000, description="Bars of the run before the first refit; the rolling window's length"
+    )
+    window: Literal["expanding", "rolling"] = Field(
+        "expanding", description="Refit on every past bar of the run (expanding) or the last train_bars (rolling)"
+    )
+
+
 class BacktestIn(_In):
     name: str | None = Field(None, min_length=1, max_length=120)
     symbols: list[SymbolName] = Field(min_length=1, max_length=MAX_SYMBOLS, description="e.g. ['BTC'] or ['BTC-USD']")
@@ -98,13 +121,14 @@ class BacktestIn(_In):
         None, description="A trained model of yours that drives a model-driven strategy (e.g. forecast_threshold)"
     )
     model_version: int | None = Field(None, ge=1, description="The model version to use (default: the latest)")
+    forecast: ForecastOptions | None = Field(None, description="Forecast policy of a model-driven run")
 
     @model_validator(mode="after")
     def _consistent(self) -> BacktestIn:
         if self.end <= self.start:
             raise ValueError("end must be after start")
-        if self.model_version is not None and self.model_id is None:
-            raise ValueError("model_version given without model_id")
+        if (self.model_version is not None or self.forecast is not None) and self.model_id is None:
+            raise ValueError("model_version or forecast given without model_id")
         if self.start < EARLIEST:
             raise ValueError("start is before 2009-01-01: there is no crypto market data that old")
         specs = {"sweep": self.sweep, "walk_forward": self.walk_forward, "monte_carlo": self.monte_carlo}

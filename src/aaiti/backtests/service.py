@@ -36,7 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aaiti.backtests import repository as repo
 from aaiti.backtests.models import Backtest, BacktestTrade
 from aaiti.backtests.schemas import (
+    MAX_REFITS,
     BacktestIn,
+    ForecastOptions,
     MonteCarloSpec,
     SweepSpec,
     WalkForwardSpec,
@@ -482,6 +484,19 @@ def _finish_plan(
 
 
 def _check_forecast_range(ref: ModelRef, resolved: Sequence[Resolved], timeframe: str) -> None:
+    bars = len(resolved[0].candles)
+    if ref.policy == "walk_forward_refit":
+        assert ref.train_bars is not None
+        assert ref.refit_every is not None
+        if ref.train_bars >= bars:
+            raise Invalid(f"forecast.train_bars {ref.train_bars} leaves none of the {bars} bars to forecast")
+        refits = math.ceil((bars - ref.train_bars + 1) / ref.refit_every)
+        if refits > MAX_REFITS:
+            raise Invalid(
+                f"forecast: {refits} refits of {bars} bars every {ref.refit_every}; at most {MAX_REFITS} "
+                "(raise refit_every)"
+            )
+        return
     last = int(resolved[0].candles.ts[-1])
     if last <= ref.training_end_ts:
         raise Invalid(
@@ -526,6 +541,8 @@ async def resolve_model(
     path = await asyncio.to_thread(_artifact_file, artifact_root, version.artifact_path)
     if path is None:
         raise Conflict(f"the artefact of model {model.id} version {version.version} is missing; retrain the model")
+    options = body.forecast or ForecastOptions()
+    refit = options.policy == "walk_forward_refit"
     ref = ModelRef(
         model_id=model.id,
         version=version.version,
@@ -533,6 +550,10 @@ async def resolve_model(
         sha256=version.sha256,
         training_end_ts=int(version.training_window["end_ts"]),
         horizon=int(version.spec.get("horizon", 1)),
+        policy=options.policy,
+        refit_every=options.refit_every if refit else None,
+        train_bars=options.train_bars if refit else None,
+        window=options.window if refit else None,
     )
     return ref, str(path)
 
@@ -773,6 +794,8 @@ async def store_result(uow: UnitOfWork, job: Job, result: dict[str, Any]) -> dic
         benchmark_curve=result["benchmark"],
         robustness=result["robustness"],
         job_id=job.id,
+        # A model-driven result references its model, so the model cannot be deleted from under it (409).
+        model_id=spec.model.model_id if spec.model is not None else None,
     )
     session.add(row)
     await session.flush()

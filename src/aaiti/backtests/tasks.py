@@ -54,7 +54,8 @@ from aaiti.trading.robustness import (
 from aaiti.trading.strategies import create_strategy
 
 if TYPE_CHECKING:
-    from aaiti.ml.estimators.base import OriginForecasts
+    from aaiti.ml.estimators.base import OriginForecasts, TrainingData
+    from aaiti.ml.training import LoadedModel
 
 #: Chart series are cut to about this many points (per bucket the first, lowest and highest value are kept).
 MAX_CHART_POINTS = 2000
@@ -109,10 +110,12 @@ class CandleInput(BaseModel):
     packed: PackedCandles | None = None
 
 
-#: How a stored model version's forecasts are fed to a backtest without seeing the future: the version is used
-#: as trained, and only from bars whose open time is strictly after the last bar of its training window; earlier
-#: bars (and feature warm-up bars) get no forecast (NaN), so a model-driven strategy holds no position there.
-ForecastPolicy = Literal["after_training_window"]
+#: How a model's forecasts are fed to a backtest without seeing the future.
+#: ``after_training_window``: the stored version as trained, only from bars whose open time is strictly after the
+#: last bar of its training window. ``walk_forward_refit``: the version's algorithm and spec refitted on the run's
+#: own past bars every ``refit_every`` bars (expanding or rolling window), each fit forecasting only the bars
+#: after it. Bars without a forecast (and feature warm-up bars) get NaN, so the strategy holds no position.
+ForecastPolicy = Literal["after_training_window", "walk_forward_refit"]
 
 
 class ModelRef(BaseModel):
@@ -127,6 +130,9 @@ class ModelRef(BaseModel):
     training_end_ts: int = Field(description="Open time of the last bar the version was fitted on, epoch ms UTC")
     horizon: int = Field(ge=1)
     policy: ForecastPolicy = "after_training_window"
+    refit_every: int | None = Field(None, ge=1, description="walk_forward_refit: bars between refits")
+    train_bars: int | None = Field(None, ge=2, description="walk_forward_refit: bars before the first refit")
+    window: Literal["expanding", "rolling"] | None = None
 
 
 class RunSpec(BaseModel):
@@ -239,32 +245,45 @@ def _edge(oc: OriginForecasts) -> FloatArray:
 
 
 def model_forecasts(
-    artifact: bytes, ref: ModelRef, candles: Mapping[str, Candles]
+    artifact: bytes, ref: ModelRef, candles: Mapping[str, Candles], check: Check | None = None
 ) -> tuple[dict[str, FloatArray], dict[str, Any]]:
     """Per-symbol forecast arrays aligned to the bars, under ``ref.policy``.
 
     The artefact's SHA-256 is verified before it is loaded (``load_model``). ``forecast[i]`` is the edge of the
     model's h-step forecast from bar ``i``'s close, computed with candles ``0..i`` only (causal features and the
-    forecaster's ``predict_origins``), and only for bars opening strictly after ``ref.training_end_ts``: the
-    version's parameters were fitted on data up to that bar, so any earlier bar would be scored by a model that
-    had seen its future. Everything else is NaN (no position).
+    forecaster's ``predict_origins``):
+
+    - ``after_training_window``: the stored version, only for bars opening strictly after
+      ``ref.training_end_ts`` (its parameters were fitted on data up to that bar, so an earlier bar would be
+      scored by a model that had seen its future);
+    - ``walk_forward_refit``: a fresh forecaster of the version's algorithm, parameters and spec, fitted at bars
+      ``s = train_bars, train_bars + refit_every, ...`` on the run's bars up to ``s`` (all of them, or the last
+      ``train_bars`` when rolling), forecasts bars ``s .. s + refit_every - 1``, as the models' walk-forward
+      evaluation does.
+
+    Everything else is NaN (no position). ``check()`` (raises to cancel) runs between refits.
     """
     # Imported here: the models stack is heavy and only model-driven runs need it.
     from aaiti.ml.features import build_training_data
     from aaiti.ml.training import load_model, single_thread
 
+    checkpoint: Check = check or (lambda: None)
     loaded = load_model(artifact, ref.sha256)
     out: dict[str, FloatArray] = {}
     coverage: dict[str, Any] = {}
+    refits = 0
     for symbol, c in candles.items():
         f = np.full(len(c), np.nan)
         data = build_training_data(c, loaded.features, loaded.horizon)
-        eligible = np.flatnonzero(c.ts > ref.training_end_ts)
-        origins = eligible[eligible >= data.first_valid].astype(np.int64)
-        if len(origins):
-            with single_thread(torch_too=False):
-                oc = loaded.forecaster.predict_origins(data, origins)
-            f[origins] = _edge(oc)
+        if ref.policy == "walk_forward_refit":
+            refits += _refit_forecasts(loaded, ref, data, f, checkpoint)
+        else:
+            eligible = np.flatnonzero(c.ts > ref.training_end_ts)
+            origins = eligible[eligible >= data.first_valid].astype(np.int64)
+            if len(origins):
+                with single_thread(torch_too=False):
+                    oc = loaded.forecaster.predict_origins(data, origins)
+                f[origins] = _edge(oc)
         valid = np.flatnonzero(np.isfinite(f))
         coverage[symbol] = {
             "forecast_bars": len(valid),
@@ -274,7 +293,53 @@ def model_forecasts(
         }
         out[symbol] = f
     summary = {**ref.model_dump(mode="json"), "kind": loaded.forecaster.kind, "symbols": coverage}
+    if ref.policy == "walk_forward_refit":
+        summary["refits"] = refits
     return out, summary
+
+
+def _refit_forecasts(loaded: LoadedModel, ref: ModelRef, data: TrainingData, f: FloatArray, check: Check) -> int:
+    """Fill ``f`` under the walk-forward refit policy; returns the number of fits."""
+    from aaiti.ml.estimators.base import TrainingData
+    from aaiti.ml.estimators.registry import create, resolve, validate_params
+    from aaiti.ml.training import single_thread
+
+    assert ref.refit_every is not None
+    assert ref.train_bars is not None
+    spec = loaded.meta["spec"]
+    info = resolve(loaded.algorithm)
+    n = len(data)
+    fits = 0
+    with single_thread(torch_too=info.family == "neural"):
+        for s in range(ref.train_bars - 1, n, ref.refit_every):
+            check()
+            stop = s + 1
+            lo = max(0, stop - ref.train_bars) if ref.window == "rolling" else 0
+            head = data.head(stop)
+            train = (
+                head
+                if lo == 0
+                else TrainingData(
+                    candles=head.candles.slice(lo, stop),
+                    features=head.features[lo:stop],
+                    feature_names=head.feature_names,
+                    horizon=head.horizon,
+                    first_valid=max(0, head.first_valid - lo),
+                    indicator_columns=head.indicator_columns,
+                )
+            )
+            origins = np.arange(max(s, data.first_valid), min(n, s + ref.refit_every), dtype=np.int64)
+            if len(origins) == 0:
+                continue
+            params = validate_params(
+                info.id, spec["params"], n_rows=max(1, len(train) - train.first_valid), horizon=data.horizon
+            )
+            model = create(
+                info.id, params, horizon=data.horizon, level=float(spec["interval_level"]), seed=int(spec["seed"])
+            ).fit(train)
+            fits += 1
+            f[origins] = _edge(model.predict_origins(data, origins))
+    return fits
 
 
 # ------------------------------------------------------------------------------------------------ code version
@@ -593,7 +658,9 @@ def run_backtest_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         if job.artifact_file is None:
             raise ValueError("a model-driven run needs the model's artefact")
         ctx.report(0.02, f"forecasting with model {job.spec.model.model_id} v{job.spec.model.version}", force=True)
-        forecasts, summary = model_forecasts(Path(job.artifact_file).read_bytes(), job.spec.model, candles)
+        forecasts, summary = model_forecasts(
+            Path(job.artifact_file).read_bytes(), job.spec.model, candles, check=ctx.check_cancelled
+        )
         ctx.check_cancelled()
     out = execute(
         job.spec, candles, progress=lambda f, m: ctx.report(f, m), check=ctx.check_cancelled, forecasts=forecasts
