@@ -109,6 +109,9 @@ def main() -> None:
         "AAITI_ADMIN_EMAIL": "bench@example.com",
         "AAITI_ADMIN_PASSWORD": PASSWORD,
         "AAITI_LOG__LEVEL": "WARNING",
+        # the endpoint alone: no first-start history import or upstream polling competing for the CPU
+        "AAITI_MARKET__SOURCE": "replay",
+        "AAITI_MARKET__LOAD_BUNDLED": "false",
         "AAITI_JOBS__WORKERS": "1",
         "PYTHONPATH": str(ROOT / "bench"),
     }
