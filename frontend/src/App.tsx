@@ -14,19 +14,14 @@ const AuditLogPage = lazy(() => import("./pages/AuditLogPage"));
 const AdminUsersPage = lazy(() => import("./pages/AdminUsersPage"));
 const AccountPage = lazy(() => import("./pages/AccountPage"));
 const NotFoundPage = lazy(() => import("./pages/NotFoundPage"));
-type ResourcePageName =
-  | "BacktestsPage"
-  | "BacktestDetailPage"
-  | "ModelsPage"
-  | "ModelDetailPage"
-  | "BotsPage"
-  | "BotDetailPage";
+type ResourcePageName = "BotsPage" | "BotDetailPage";
 const resourcePage = (name: ResourcePageName) =>
   lazy(async (): Promise<{ default: ComponentType }> => ({ default: (await import("./pages/ResourcePages"))[name] }));
-const BacktestsPage = resourcePage("BacktestsPage");
-const BacktestDetailPage = resourcePage("BacktestDetailPage");
-const ModelsPage = resourcePage("ModelsPage");
-const ModelDetailPage = resourcePage("ModelDetailPage");
+const BacktestsPage = lazy(() => import("./pages/backtests/BacktestsPage"));
+const BacktestDetailPage = lazy(() => import("./pages/backtests/BacktestDetailPage"));
+const BacktestComparePage = lazy(() => import("./pages/backtests/BacktestComparePage"));
+const ModelsPage = lazy(() => import("./pages/models/ModelsPage"));
+const ModelDetailPage = lazy(() => import("./pages/models/ModelDetailPage"));
 const BotsPage = resourcePage("BotsPage");
 const BotDetailPage = resourcePage("BotDetailPage");
 
@@ -54,6 +49,7 @@ export function AppRoutes() {
           <Route index element={<DashboardPage />} />
           <Route path="markets" element={<MarketsPage />} />
           <Route path="backtests" element={<BacktestsPage />} />
+          <Route path="backtests/compare" element={<BacktestComparePage />} />
           <Route path="backtests/:id" element={<BacktestDetailPage />} />
           <Route path="models" element={<ModelsPage />} />
           <Route path="models/:id" element={<ModelDetailPage />} />

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { session } from "../auth/session";
 import { json, mockFetch } from "../test/http";
 import { renderWithApp } from "../test/render";
-import { BotsPage, ModelDetailPage } from "./ResourcePages";
+import { BotDetailPage, BotsPage } from "./ResourcePages";
 
 describe("resource pages of APIs still being built", () => {
   beforeEach(() => session.setTokens({ access_token: "a", refresh_token: "r", token_type: "bearer", expires_in: 900 }));
@@ -35,10 +35,10 @@ describe("resource pages of APIs still being built", () => {
   });
 
   it("renders a detail deep link from the URL and reports a 404 with its detail", async () => {
-    const server = mockFetch(() => json(404, { error: "not_found", detail: "Model 9 not found" }));
-    renderWithApp(<ModelDetailPage />, { path: "/models/:id", initial: "/models/9" });
+    const server = mockFetch(() => json(404, { error: "not_found", detail: "Bot 9 not found" }));
+    renderWithApp(<BotDetailPage />, { path: "/bots/:id", initial: "/bots/9" });
 
-    expect(await screen.findByText("Model 9 not found")).toBeInTheDocument();
-    expect(server.calls.some((c) => c.url === "/api/models/9")).toBe(true);
+    expect(await screen.findByText("Bot 9 not found")).toBeInTheDocument();
+    expect(server.calls.some((c) => c.url === "/api/bots/9")).toBe(true);
   });
 });

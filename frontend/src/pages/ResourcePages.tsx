@@ -172,9 +172,5 @@ export function ResourceDetailPage({ kind }: { kind: ResourceKind }) {
   );
 }
 
-export const BacktestsPage = () => <ResourceListPage kind="backtests" />;
-export const ModelsPage = () => <ResourceListPage kind="models" />;
 export const BotsPage = () => <ResourceListPage kind="bots" />;
-export const BacktestDetailPage = () => <ResourceDetailPage kind="backtests" />;
-export const ModelDetailPage = () => <ResourceDetailPage kind="models" />;
 export const BotDetailPage = () => <ResourceDetailPage kind="bots" />;
