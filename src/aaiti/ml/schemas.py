@@ -91,6 +91,11 @@ class ModelUpdate(BaseModel):
     evaluation: EvaluationConfig | None = None
     start_ts: int | None = Field(None, ge=0)
     end_ts: int | None = Field(None, ge=0)
+    live_predict: bool | None = Field(
+        None,
+        description="Predict on each closed live bar of the model's symbol and timeframe (what running bots "
+        "use). Stored in the training spec; does not reset the model.",
+    )
 
 
 class PredictIn(BaseModel):
@@ -282,4 +287,12 @@ class ModelPredictionEvent(BaseModel):
 
     model_id: uuid.UUID
     prediction: PredictionOut
+    live: dict[str, Any] | None
+
+
+class ModelLiveEvent(BaseModel):
+    """``model_live`` in ``user:{owner}``: a closed live bar resolved stored predictions of the model."""
+
+    model_id: uuid.UUID
+    resolved: list[PredictionOut]
     live: dict[str, Any] | None

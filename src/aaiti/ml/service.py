@@ -20,12 +20,13 @@ Training lifecycle (``ml_models.training_status``): ``untrained`` -> ``training`
   settlement is audited and announced.
 
 Live accuracy (``performance_metrics["live"]``): when the candle a stored prediction targeted is in the data
-(a later predict call sees it), its actual is recorded with the outcome (direction hit, absolute error,
-interval coverage). Over the newest :data:`LIVE_WINDOW` resolved predictions of the current version at the
-model's own horizon, the rolling directional accuracy is compared with the evaluation's accuracy ``p``: the
-drift flag is raised when at least :data:`LIVE_MIN_RESOLVED` directional calls resolved and the rolling
-accuracy is below ``p - 2 * sqrt(p' * (1 - p') / n)`` (``p'`` = ``p`` clipped to [0.1, 0.9]): a one-sided test
-at about 2.3 % that the live hit rate is worse than the evaluation's, not just noisier.
+(a later predict call sees it) or closes on the live feed (:mod:`aaiti.ml.live`), its actual is recorded with
+the outcome (direction hit, absolute error, interval coverage). Over the newest :data:`LIVE_WINDOW` resolved
+predictions of the current version at the model's own horizon, the rolling directional accuracy is compared
+with the evaluation's accuracy ``p``: the drift flag is raised when at least :data:`LIVE_MIN_RESOLVED`
+directional calls resolved and the rolling accuracy is below ``p - 2 * sqrt(p' * (1 - p') / n)`` (``p'`` =
+``p`` clipped to [0.1, 0.9]): a one-sided test at about 2.3 % that the live hit rate is worse than the
+evaluation's, not just noisier.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import structlog
@@ -83,6 +84,10 @@ from aaiti.ml.schemas import (
 )
 from aaiti.ml.tasks import INPUTS_DIRNAME, json_safe, write_candles_file
 from aaiti.trading.candles import Candles
+
+if TYPE_CHECKING:
+    from aaiti.market.feed import CandleBus
+    from aaiti.ml.live import LiveTracker
 
 log = structlog.get_logger(__name__)
 
@@ -289,16 +294,26 @@ class MLRuntime:
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._predict_lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
+        self.live: LiveTracker | None = None
 
     @property
     def max_active(self) -> int:
         return self.core.settings.jobs.max_concurrent_per_user
 
-    async def start(self) -> None:
+    async def start(self, bus: CandleBus | None = None) -> None:
+        """Sweep, reconcile, and when the market runtime runs, follow its closed candles (``aaiti.ml.live``)."""
         await asyncio.to_thread(self._sweep_inputs)
         await self.reconcile()
+        if bus is not None:
+            from aaiti.ml.live import LiveTracker
+
+            self.live = LiveTracker(self, bus)
+            self.live.start()
 
     async def stop(self) -> None:
+        if self.live is not None:
+            await self.live.stop()
+            self.live = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -361,8 +376,9 @@ async def ml_runtime(core: CoreComponents, _gateway: Any, state: Any) -> AsyncIt
     runtime = MLRuntime(core)
     _RUNTIMES[core.db.engine] = runtime
     state.ml = runtime
+    market = getattr(state, "market", None)  # started before this runtime (DOMAIN_RUNTIMES order)
     try:
-        await runtime.start()
+        await runtime.start(market.bus if market is not None else None)
         yield
     finally:
         await runtime.stop()
@@ -762,7 +778,9 @@ async def update_model(
     given = body.model_fields_set
     if "name" in given and (body.name is None or not body.name.strip()):
         raise Invalid("name: must not be empty")
-    config = given - {"name"}
+    config = given - {"name", "live_predict"}
+    if "live_predict" in given and body.live_predict is None:
+        raise Invalid("live_predict: must not be null")
     for field in config - {"start_ts", "end_ts"}:
         if getattr(body, field) is None:
             raise Invalid(f"{field}: must not be null")
@@ -799,11 +817,26 @@ async def update_model(
     if "name" in given and body.name is not None and body.name.strip() != model.name:
         model.name = body.name.strip()
         changed.append("name")
+    if body.live_predict is not None and bool((model.training_spec or {}).get("live_predict")) != body.live_predict:
+        if body.live_predict and uses_volume(model.training_spec):
+            raise Invalid(
+                "live_predict: live bars carry no volume and the model's features include volume_z; "
+                "remove that feature (and retrain) to predict on live bars"
+            )
+        # A new dict: the JSON column tracks assignment, not in-place changes. live_predict is no SPEC_FIELD,
+        # so the trained version keeps matching the configuration.
+        model.training_spec = {**(model.training_spec or {}), "live_predict": body.live_predict}
+        changed.append("live_predict")
     if changed:
         record_audit(
             uow.session, ctx, "models.update", resource_type="model", resource_id=model.id, details={"fields": changed}
         )
     return model
+
+
+def uses_volume(spec: dict[str, Any] | None) -> bool:
+    """Whether a training spec's features read the volume column (live bars have none)."""
+    return "volume_z" in json_key((spec or {}).get("features"))
 
 
 async def delete_model(
@@ -1122,6 +1155,52 @@ async def _resolve_actuals(
     return resolved
 
 
+def prediction_row(
+    model: MLModel, version: ModelVersion, forecast: dict[str, Any], features: dict[str, Any], now: datetime
+) -> Prediction:
+    """The ``predictions`` row of one forecast (``forecast`` as ``predict_sync`` returned it, plus its source)."""
+    last = forecast["steps"][-1]
+    lower = upper = None
+    if forecast["kind"] == "value":
+        suffix = "price" if forecast["target"] == "price" else "log_return"
+        lower, upper = last.get(f"{suffix}_lower"), last.get(f"{suffix}_upper")
+    return Prediction(
+        model_id=model.id,
+        symbol=model.symbols[0],
+        prediction_value=float(forecast["prediction_value"]),
+        confidence=forecast.get("confidence"),
+        features=features,
+        timestamp=now,
+        version=version.version,
+        horizon=int(forecast["horizon"]),
+        origin_time=_dt(int(forecast["origin_ts"])),
+        target_time=_dt(int(last["ts"])),
+        lower_value=lower,
+        upper_value=upper,
+        forecast=forecast,
+    )
+
+
+async def refresh_live(
+    session: AsyncSession, model: MLModel, version: ModelVersion, kind: str, now: datetime
+) -> dict[str, Any] | None:
+    """Recompute ``performance_metrics["live"]`` for ``version`` (the model's latest) after predictions of it
+    resolved or were stored; ``kind`` is the forecasts' kind (the RL trader's positions count at horizon 1).
+    Returns the summary, or ``None`` for a model with no metrics (never trained)."""
+    if model.performance_metrics is None:
+        return None
+    horizon = 1 if kind == "position" else int(version.spec.get("horizon", 1))
+    outcomes, total = await repo.recent_outcomes(
+        session, model.id, version=version.version, horizon=horizon, limit=LIVE_WINDOW
+    )
+    live = live_summary(
+        outcomes, total, model.performance_metrics.get("evaluation"), version=version.version, horizon=horizon
+    )
+    live["updated_at"] = now.isoformat()
+    model.performance_metrics = {**model.performance_metrics, "live": live}
+    return live
+
+
 def _version_matches(model: MLModel, version: ModelVersion) -> bool:
     """Whether ``version`` was trained with the model's current parameters and spec."""
     spec = model.training_spec or {}
@@ -1176,41 +1255,12 @@ async def predict(
     if latest is None or latest.version != version.version or _config(model) != _config(current):
         raise Conflict("the model changed while it predicted; try again")
     now = runtime.clock.now()
-    last = forecast["steps"][-1]
-    lower = upper = None
-    if forecast["kind"] == "value":
-        suffix = "price" if forecast["target"] == "price" else "log_return"
-        lower, upper = last.get(f"{suffix}_lower"), last.get(f"{suffix}_upper")
     forecast["source"] = choice.key
-    row = Prediction(
-        model_id=model.id,
-        symbol=model.symbols[0],
-        prediction_value=float(forecast["prediction_value"]),
-        confidence=forecast.get("confidence"),
-        features=features,
-        timestamp=now,
-        version=version.version,
-        horizon=int(forecast["horizon"]),
-        origin_time=_dt(int(forecast["origin_ts"])),
-        target_time=_dt(int(last["ts"])),
-        lower_value=lower,
-        upper_value=upper,
-        forecast=forecast,
-    )
+    row = prediction_row(model, version, forecast, features, now)
     uow.session.add(row)
     await uow.session.flush()
     resolved = await _resolve_actuals(uow.session, model, candles, choice.key, now)
-    live = None
-    if model.performance_metrics is not None:
-        horizon = 1 if forecast["kind"] == "position" else int(version.spec.get("horizon", 1))
-        outcomes, total = await repo.recent_outcomes(
-            uow.session, model.id, version=version.version, horizon=horizon, limit=LIVE_WINDOW
-        )
-        live = live_summary(
-            outcomes, total, model.performance_metrics.get("evaluation"), version=version.version, horizon=horizon
-        )
-        live["updated_at"] = now.isoformat()
-        model.performance_metrics = {**model.performance_metrics, "live": live}
+    live = await refresh_live(uow.session, model, version, forecast["kind"], now)
     record_audit(
         uow.session,
         ctx,
