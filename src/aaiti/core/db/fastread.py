@@ -22,11 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 READ_CONNECTIONS = 2
+INLINE_READ_FALLBACKS = Counter(
+    "aaiti_db_inline_read_fallbacks_total", "Point reads that met SQLITE_BUSY on the loop thread and went threaded"
+)
 
 
 class FastReader:
@@ -77,6 +81,7 @@ class FastReader:
             try:
                 row = self._inline().execute(sql, params).fetchone()
             except sqlite3.OperationalError:
+                INLINE_READ_FALLBACKS.inc()
                 return await self.fetch_one(sql, params)
             return tuple(row) if row is not None else None
         return await self.fetch_one(sql, params)
