@@ -98,28 +98,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal", "internal error", request_id=request_id)
 
 
-class _SwallowHandled:
-    """Starlette re-raises after the 500 handler answered (so servers can log it); we logged it once already."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        started = False
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            if not started or scope["type"] != "http":
-                raise
-
-
 def _metrics_allowed(request: Request, token: str | None) -> bool:
     if token and request.headers.get("authorization") == f"Bearer {token}":
         return True
@@ -284,9 +262,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     fastapi_app = build_fastapi(settings, gateway, clock)
     asgi = socketio.ASGIApp(
         gateway.sio,
-        other_asgi_app=HttpHygieneMiddleware(
-            _SwallowHandled(fastapi_app), max_body_bytes=settings.server.max_body_bytes
-        ),
+        other_asgi_app=HttpHygieneMiddleware(fastapi_app, max_body_bytes=settings.server.max_body_bytes),
     )
     asgi.fastapi = fastapi_app
     return asgi

@@ -6,6 +6,7 @@ logs), status, duration, request id and the user id bound by authentication.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -54,26 +55,39 @@ def route_template(scope: Scope) -> str:
     return template or "unmatched"
 
 
+@functools.cache
+def _counter(template: str, method: str, status: int) -> Any:
+    """Label children cached: the label sets are bounded (templates x methods x statuses)."""
+    return metrics.HTTP_REQUESTS.labels(handler=template, method=method, status=str(status))
+
+
+@functools.cache
+def _histogram(template: str, method: str) -> Any:
+    return metrics.HTTP_LATENCY.labels(handler=template, method=method)
+
+
 def _is_api(path: str) -> bool:
     return path.startswith("/api") or path == "/metrics" or path.startswith("/socket.io")
 
 
-def _security_headers(path: str) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"no-referrer"),
-        (b"x-frame-options", b"DENY"),
-        (b"cross-origin-opener-policy", b"same-origin"),
-    ]
+_COMMON_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+_DOCS_HEADERS = (*_COMMON_HEADERS, (b"content-security-policy", DOCS_CSP.encode()))
+_API_HEADERS = (*_COMMON_HEADERS, (b"content-security-policy", API_CSP.encode()), (b"cache-control", b"no-store"))
+_SPA_HEADERS = (*_COMMON_HEADERS, (b"content-security-policy", SPA_CSP.encode()))
+
+
+def _security_headers(path: str) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers every response gets, by kind of path (built once: this runs on every request)."""
     if path in {"/docs", "/redoc", "/docs/oauth2-redirect"}:
-        headers.append((b"content-security-policy", DOCS_CSP.encode()))
-    elif _is_api(path) or path == "/openapi.json":
-        headers.append((b"content-security-policy", API_CSP.encode()))
-    else:
-        headers.append((b"content-security-policy", SPA_CSP.encode()))
+        return _DOCS_HEADERS
     if _is_api(path) or path == "/openapi.json":
-        headers.append((b"cache-control", b"no-store"))
-    return headers
+        return _API_HEADERS
+    return _SPA_HEADERS
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]) -> None:
@@ -162,6 +176,11 @@ class HttpHygieneMiddleware:
                     extra,
                 )
             status_holder["status"] = 413
+        except Exception:
+            # Starlette re-raises after its 500 handler answered (so servers can log it); the handler already
+            # logged it once with the request id, so an answered error stops here.
+            if not response_started:
+                raise
         finally:
             self._log(scope, status_holder["status"], started)
 
@@ -172,8 +191,8 @@ class HttpHygieneMiddleware:
         method = scope.get("method", "")
         if method not in KNOWN_METHODS:
             method = "other"
-        metrics.HTTP_REQUESTS.labels(handler=template, method=method, status=str(status)).inc()
-        metrics.HTTP_LATENCY.labels(handler=template, method=method).observe(elapsed)
+        _counter(template, method, status).inc()
+        _histogram(template, method).observe(elapsed)
         # Successful fast requests log at DEBUG (a line per request costs ~10% of throughput); errors and slow
         # requests at INFO. The metrics above count every request either way.
         emit = log.info if status >= 400 or elapsed >= SLOW_REQUEST_S else log.debug
