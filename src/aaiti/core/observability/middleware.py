@@ -115,7 +115,7 @@ class HttpHygieneMiddleware:
         given = incoming.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
+        # Each request runs in its own task (own context copy), so nothing from another request is bound here.
         structlog.contextvars.bind_contextvars(request_id=request_id)
         extra = [*_security_headers(path), (b"x-request-id", request_id.encode())]
         started = time.perf_counter()
