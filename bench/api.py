@@ -6,7 +6,8 @@ same run on the same loopback with the same load generator (wrk, 1 thread, 64 co
 - ``ours``: ``GET /api/auth/me`` — JWT verification, token-version check against the database, the user row.
 
 Each server is one uvicorn process (asyncio loop + httptools, as ``aaiti serve`` runs: uvloop served a few
-keep-alive connections late under this load, p99 230-290 ms against 32-36 ms, at equal throughput). Prints req/s and p50/p99 per server and the ratios.
+keep-alive connections late under this load, p99 230-290 ms against 32-36 ms, at equal throughput).
+Prints req/s and p50/p99 per server and the ratios.
 Goal (issue 2): ours >= 3,000 req/s with p99 <= 50 ms at 64 connections. Needs ``wrk`` (apt-get install wrk).
 """
 
