@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
 
 import numpy as np
 
-from aaiti.trading.candles import Candles, FloatArray
+from aaiti.trading.candles import Candles
 from aaiti.trading.engine import BacktestConfig, BacktestResult, EventEngine, run_vectorized
-from aaiti.trading.strategies.base import Strategy, StrategyParams, StrategyStream
+from aaiti.trading.robustness import PrecomputedTargets
+from aaiti.trading.strategies.base import Strategy
 
 DAY = 86_400_000
 T0 = 1_600_000_000_000 - (1_600_000_000_000 % DAY)
@@ -24,56 +24,9 @@ def make_candles(rows: Sequence[tuple[float, float, float, float]], start: int =
     )
 
 
-class FixedParams(StrategyParams):
-    pass
-
-
-class _Replay:
-    def __init__(self, targets: list[float]) -> None:
-        self.targets = targets
-        self.i = 0
-
-    def update(
-        self,
-        ts: int,
-        open: float,
-        high: float,
-        low: float,
-        close: float,
-        volume: float,
-        forecast: float | None = None,
-    ) -> float:
-        t = self.targets[self.i]
-        self.i += 1
-        return t
-
-    def get_state(self) -> dict[str, Any]:
-        return {"i": self.i}
-
-    def set_state(self, state: Mapping[str, Any]) -> None:
-        self.i = int(state["i"])
-
-
-class FixedTargets(Strategy):
+def FixedTargets(targets: Sequence[float]) -> Strategy:
     """Emits a given target sequence (the same one to both engines)."""
-
-    name: ClassVar[str] = "fixed_targets"
-    title: ClassVar[str] = "fixed"
-    description: ClassVar[str] = "test helper"
-    params_model: ClassVar[type[StrategyParams]] = FixedParams
-
-    def __init__(self, targets: Sequence[float]) -> None:
-        super().__init__(None)
-        self._targets = [float(t) for t in targets]
-
-    def warmup(self) -> int:
-        return 0
-
-    def targets(self, candles: Candles, forecast: FloatArray | None = None) -> FloatArray:
-        return np.asarray(self._targets[: len(candles)], dtype=np.float64)
-
-    def stream(self) -> StrategyStream:
-        return _Replay(self._targets)
+    return PrecomputedTargets(np.asarray(targets, dtype=np.float64))
 
 
 def assert_same_result(a: BacktestResult, b: BacktestResult) -> None:

@@ -94,10 +94,10 @@ def test_walk_forward(anchored: bool) -> None:
 
 def _prefix_targets_strategy(params: dict[str, int], start: int, stop: int) -> object:
     """The reference computation for one window: targets on the full prefix, replayed on the window."""
-    from aaiti.trading.robustness import _Precomputed
+    from aaiti.trading.robustness import PrecomputedTargets
 
     full = create_strategy("sma_crossover", params).targets(BTC.slice(0, stop))
-    return _Precomputed(full[start:stop])
+    return PrecomputedTargets(full[start:stop])
 
 
 def test_walk_forward_rejects_bad_windows() -> None:

@@ -84,8 +84,9 @@ class _Replay:
         self.i = int(state["i"])
 
 
-class _Precomputed(Strategy):
-    """Targets computed beforehand (on the full history) replayed on a slice, by either engine."""
+class PrecomputedTargets(Strategy):
+    """Targets computed beforehand replayed bar by bar, identically by either engine (used for walk-forward
+    windows, and by tests that pin exact target sequences)."""
 
     name: ClassVar[str] = "precomputed"
     title: ClassVar[str] = "Precomputed targets"
@@ -123,7 +124,7 @@ def _run_slice(
     bar_ms: int,
 ) -> BacktestResult:
     sliced = {s: c.slice(start, stop) for s, c in cmap.items()}
-    strategies = {s: _Precomputed(targets[s][start:stop]) for s in cmap}
+    strategies = {s: PrecomputedTargets(targets[s][start:stop]) for s in cmap}
     return backtest(sliced, strategies, config, bar_ms=bar_ms)
 
 
