@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aaiti.api import build_api_router
+from aaiti.api import mount_api
 from aaiti.auth.security import PasswordHasher, TokenCodec
 from aaiti.auth.service import AuthService, RateRules
 from aaiti.core.clock import Clock, SystemClock
@@ -160,6 +160,9 @@ def build_fastapi(settings: Settings, gateway: SocketGateway, clock: Clock) -> F
         docs_url="/docs" if settings.server.docs_enabled else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.server.docs_enabled else None,
+        # Metrics are Prometheus (our middleware); FastAPI's native OpenTelemetry hooks would only cost a
+        # provider check on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     _install_error_handlers(app)
     if settings.server.cors_origins:
@@ -171,7 +174,7 @@ def build_fastapi(settings: Settings, gateway: SocketGateway, clock: Clock) -> F
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             max_age=600,
         )
-    app.include_router(build_api_router())
+    mount_api(app)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:

@@ -17,9 +17,9 @@ from aaiti.core.audit import Outcome
 from aaiti.core.dependencies import Core, Paging, ReadSession, UoW, audit_context
 from aaiti.core.errors import Invalid
 
-users_router = APIRouter(prefix="/users", tags=["users"])
-settings_router = APIRouter(prefix="/settings", tags=["settings"])
-audit_router = APIRouter(prefix="/audit-logs", tags=["audit"])
+users_router = APIRouter(prefix="/api/users", tags=["users"])
+settings_router = APIRouter(prefix="/api/settings", tags=["settings"])
+audit_router = APIRouter(prefix="/api/audit-logs", tags=["audit"])
 
 SettingKey = Annotated[str, Path(max_length=128, pattern=r"^[a-z0-9_.]+$")]
 

@@ -17,7 +17,7 @@ from aaiti.core.dependencies import Core, UoW, audit_context, client_ip
 from aaiti.core.errors import Forbidden, TooManyRequests
 from aaiti.core.principal import Principal
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
 def _tokens(t: IssuedTokens) -> TokenOut:

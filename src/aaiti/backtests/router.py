@@ -37,7 +37,7 @@ from aaiti.backtests.schemas import (
 from aaiti.core.dependencies import MAX_PAGE, Core, Paging, ReadSession, UoW, audit_context
 from aaiti.core.errors import Invalid
 
-router = APIRouter(prefix="/backtests", tags=["backtests"])
+router = APIRouter(prefix="/api/backtests", tags=["backtests"])
 Order = Annotated[Literal["asc", "desc"], Query(description="Sort direction")]
 TradesLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Trades per page")]
 TradesOffset = Annotated[int, Query(ge=0, le=10_000_000)]

@@ -30,7 +30,7 @@ from aaiti.market.symbols import normalize_symbol
 from aaiti.trading.candles import TIMEFRAME_MS, Candles
 from aaiti.trading.indicators import INDICATORS, compute_indicator, validate_indicator_params
 
-router = APIRouter(prefix="/indicators", tags=["indicators"])
+router = APIRouter(prefix="/api/indicators", tags=["indicators"])
 
 #: Bars one request may compute on (the candle endpoint's page cap).
 MAX_BARS: Final = service.MAX_CANDLE_LIMIT

@@ -44,7 +44,7 @@ from aaiti.market.schemas import (
 )
 from aaiti.market.validation import from_ms
 
-router = APIRouter(prefix="/market", tags=["market"])
+router = APIRouter(prefix="/api/market", tags=["market"])
 
 CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
 IMPORT_BODY_DOC: dict[str, Any] = {

@@ -29,7 +29,7 @@ from aaiti.ml.schemas import (
     VersionPage,
 )
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/api/models", tags=["models"])
 StatusFilter = Annotated[Literal["untrained", "training", "trained", "failed"] | None, Query(alias="status")]
 
 

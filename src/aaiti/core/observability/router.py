@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from aaiti.core.dependencies import Core
 from aaiti.core.observability.health import CheckResult, ReadyCheck
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = APIRouter(prefix="/api/health", tags=["health"])
 CHECK_TIMEOUT_S = 3.0
 
 

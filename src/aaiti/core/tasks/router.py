@@ -18,7 +18,7 @@ from aaiti.core.tasks.schemas import JobIn, JobOut, JobPage
 
 
 def build_jobs_router(reader: Callable[..., Any], writer: Callable[..., Any]) -> APIRouter:
-    router = APIRouter(prefix="/jobs", tags=["jobs"])
+    router = APIRouter(prefix="/api/jobs", tags=["jobs"])
     Reader = Annotated[Principal, Depends(reader)]
     Writer = Annotated[Principal, Depends(writer)]
 
