@@ -62,6 +62,30 @@ async def test_register_login_and_deep_link(built_spa: Path, settings: Settings)
         html = await page.content()
         assert "e2e@example.com" in html or "Jobs" in html
         await page.screenshot(path=str(Path(settings.var_dir) / "jobs.png"))
+
+        # TOK-09: the refresh token is an HttpOnly __Host- cookie that script cannot see, and nothing is stored.
+        (cookie,) = [c for c in await page.context.cookies() if c["name"] == "__Host-aaiti_refresh"]
+        assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"], cookie["path"]) == (
+            True,
+            True,
+            "Strict",
+            "/",
+        )
+        assert await page.evaluate("document.cookie") == ""
+        stored = await page.evaluate("JSON.stringify([Object.keys(localStorage), Object.keys(sessionStorage)])")
+        assert stored == "[[],[]]"
+        # A reload loses the in-memory access token; the cookie brings the session back (rotating itself).
+        await page.reload()
+        await page.get_by_test_id("current-user").filter(has_text="e2e@example.com").wait_for(timeout=15000)
+        assert "/login" not in page.url
+        (rotated,) = [c for c in await page.context.cookies() if c["name"] == "__Host-aaiti_refresh"]
+        assert rotated["value"] != cookie["value"]
+        # Logging out clears the cookie: a reload then shows the login page.
+        await page.get_by_role("button", name="Log out").click()
+        await page.wait_for_url(lambda url: "/login" in url, timeout=15000)
+        assert [c for c in await page.context.cookies() if c["name"] == "__Host-aaiti_refresh"] == []
+        await page.goto(f"{base}/jobs")
+        await page.wait_for_url(lambda url: "/login" in url, timeout=15000)
         await browser.close()
     assert problems == [], problems
 

@@ -1,24 +1,34 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { readRefreshToken, session } from "../auth/session";
+import { session } from "../auth/session";
 import { json, mockFetch } from "../test/http";
 import { ApiError, api, refreshSession, request } from "./client";
 
 function pair(n: number) {
-  return { access_token: `access-${n}`, refresh_token: `refresh-${n}`, token_type: "bearer" as const, expires_in: 900 };
+  return {
+    access_token: `access-${n}`,
+    refresh_token: null,
+    token_type: "bearer" as const,
+    expires_in: 900,
+    refresh_expires_in: 604800,
+  };
 }
 
-/** A server where only the newest access token is valid and refresh rotates the pair. */
+/**
+ * A server where only the newest access token is valid and refresh rotates the session. The refresh token
+ * is the HttpOnly cookie, which the browser sends with same-origin credentials; the dashboard sends no body.
+ */
 function fakeServer(opts: { refreshStatus?: number; rejectAfterRefresh?: boolean } = {}) {
   let generation = 1;
   let refreshes = 0;
   const mock = mockFetch((call) => {
     if (call.url === "/api/auth/refresh") {
       refreshes += 1;
+      if (call.body !== undefined || call.credentials !== "same-origin") {
+        return json(400, { error: "bad_request", detail: "the dashboard refreshes by cookie only" });
+      }
       if (opts.refreshStatus && opts.refreshStatus !== 200) {
         return json(opts.refreshStatus, { error: "unauthorized", detail: "refresh token revoked" });
       }
-      const body = call.body as { refresh_token: string };
-      if (body.refresh_token !== `refresh-${generation}`) return json(401, { error: "unauthorized", detail: "reused" });
       generation += 1;
       return json(200, pair(generation));
     }
@@ -50,7 +60,6 @@ describe("request() refresh-once logic", () => {
     expect(result.status).toBe("ok");
     expect(server.refreshCount()).toBe(1);
     expect(session.getAccessToken()).toBe("access-2");
-    expect(readRefreshToken()).toBe("refresh-2");
     const jobCalls = server.calls.filter((c) => c.url === "/api/jobs");
     expect(jobCalls.map((c) => c.authorization)).toEqual(["Bearer access-expired", "Bearer access-2"]);
   });
@@ -78,7 +87,6 @@ describe("request() refresh-once logic", () => {
     expect(server.refreshCount()).toBe(1);
     expect(server.calls.filter((c) => c.url === "/api/jobs")).toHaveLength(2);
     expect(session.getAccessToken()).toBeNull();
-    expect(readRefreshToken()).toBeNull();
     expect(session.getSnapshot().endedBecause).toBe("expired");
   });
 
@@ -100,7 +108,7 @@ describe("request() refresh-once logic", () => {
 
     await expect(request("/api/jobs")).rejects.toMatchObject({ status: 503, detail: "refresh token revoked" });
 
-    expect(readRefreshToken()).toBe("refresh-1");
+    expect(session.getAccessToken()).toBe("access-expired");
     expect(session.getSnapshot().endedBecause).toBeNull();
   });
 
@@ -129,7 +137,38 @@ describe("request() refresh-once logic", () => {
 
     await expect(pending).resolves.toBe("rejected");
     expect(session.getAccessToken()).toBeNull();
-    expect(readRefreshToken()).toBeNull();
+  });
+
+  it("asks the server for the refresh cookie at login and never stores a refresh token", async () => {
+    const server = mockFetch(() => json(200, pair(1)));
+
+    const answer = await api.auth.login({ email: "a@b.co", password: "secret passphrase" });
+
+    expect(answer.refresh_token).toBeNull();
+    expect(server.calls[0]?.body).toEqual({ email: "a@b.co", password: "secret passphrase", refresh_cookie: true });
+    expect(server.calls[0]?.credentials).toBe("same-origin");
+    expect(JSON.stringify({ ...window.localStorage, ...window.sessionStorage })).not.toContain("refresh");
+  });
+
+  it("serialises refreshes across tabs with a Web Lock (the shared cookie rotates on every use)", async () => {
+    const held: string[] = [];
+    vi.stubGlobal("navigator", {
+      ...navigator,
+      locks: {
+        request: async (name: string, work: () => Promise<unknown>) => {
+          held.push(name);
+          return work();
+        },
+      },
+    });
+    const server = fakeServer();
+    session.setTokens({ ...pair(1), access_token: "access-expired" });
+
+    await request("/api/jobs");
+
+    expect(held).toEqual(["aaiti.refresh"]);
+    expect(server.refreshCount()).toBe(1);
+    expect(session.getAccessToken()).toBe("access-2");
   });
 
   it("reports FastAPI validation errors as readable text", async () => {

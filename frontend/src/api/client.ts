@@ -7,7 +7,7 @@
  * Transient refresh failures (network, 5xx, 429) surface as errors and leave the session in place.
  */
 
-import { readRefreshToken, session } from "../auth/session";
+import { session } from "../auth/session";
 import type {
   AuditLogEntry,
   CandleSeries,
@@ -132,21 +132,30 @@ export type RefreshOutcome = "refreshed" | "rejected";
 
 let refreshing: Promise<RefreshOutcome> | null = null;
 
+/**
+ * Runs `work` while holding a lock shared by every tab of this origin. The refresh cookie is shared by the
+ * tabs and rotates on every use; two tabs refreshing at once would present the same cookie twice, which the
+ * server treats as theft (the whole session is revoked). Serialised, each refresh sends the cookie the
+ * previous one set. Without the Web Locks API (old browsers, tests) the call just runs.
+ */
+async function acrossTabs<T>(work: () => Promise<T>): Promise<T> {
+  const locks = typeof navigator === "undefined" ? undefined : navigator.locks;
+  if (!locks) return work();
+  return await locks.request("aaiti.refresh", work);
+}
+
 async function doRefresh(): Promise<RefreshOutcome> {
-  const refreshToken = readRefreshToken();
-  if (!refreshToken) {
-    if (session.getAccessToken() !== null) session.clear("expired");
-    return "rejected";
-  }
   const startedIn = session.generation();
-  const res = await send("/api/auth/refresh", { method: "POST", body: { refresh_token: refreshToken } }, null);
+  // No body: the HttpOnly cookie is the refresh token (same-origin fetches send it and an Origin header).
+  const res = await acrossTabs(() => send("/api/auth/refresh", { method: "POST" }, null));
   if (session.generation() !== startedIn) return "rejected";
   if (res.ok) {
     session.setTokens(await parseBody<TokenPair>(res));
     return "refreshed";
   }
   if (res.status === 429 || res.status >= 500) throw await toApiError(res);
-  session.clear("expired");
+  // A visitor who never signed in (no cookie) is not told that a session expired.
+  if (session.getAccessToken() !== null) session.clear("expired");
   return "rejected";
 }
 
@@ -174,7 +183,7 @@ export async function request<T>(path: string, opts: RequestOptions = {}): Promi
     if (retry) res = await send(path, opts, session.getAccessToken());
     if (res.status === 401) {
       const error = await toApiError(res);
-      if (session.getAccessToken() !== null || readRefreshToken() !== null) session.clear("expired");
+      if (session.getAccessToken() !== null) session.clear("expired");
       throw error;
     }
   }
@@ -190,16 +199,12 @@ export interface PageParams {
 export const api = {
   auth: {
     login: (body: Credentials) =>
-      request<TokenPair>("/api/auth/login", { method: "POST", body, auth: false }),
+      request<TokenPair>("/api/auth/login", { method: "POST", body: { ...body, refresh_cookie: true }, auth: false }),
     register: (body: Credentials) =>
       request<User>("/api/auth/register", { method: "POST", body, auth: false }),
-    /** Revokes the refresh token server-side. Never retried: the local session is dropped either way. */
-    logout: (refreshToken: string) =>
-      request<void>("/api/auth/logout", {
-        method: "POST",
-        body: { refresh_token: refreshToken },
-        refreshOn401: false,
-      }),
+    /** Ends every session of the user server-side and clears the refresh cookie (refreshing first if the
+     *  access token has expired, so that the server-side session really ends). */
+    logout: () => request<void>("/api/auth/logout", { method: "POST" }),
     me: (signal?: AbortSignal) => request<User>("/api/auth/me", signal ? { signal } : {}),
     changePassword: (body: ChangePasswordBody) =>
       request<void>("/api/auth/change-password", { method: "POST", body }),

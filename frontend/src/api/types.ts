@@ -41,10 +41,13 @@ export interface User {
 
 export interface TokenPair {
   access_token: string;
-  refresh_token: string;
+  /** Null for the dashboard: its refresh token is the HttpOnly cookie. */
+  refresh_token: string | null;
   token_type: "bearer";
   /** Lifetime of the access token in seconds. */
   expires_in: number;
+  /** Seconds until the session ends (absolute; rotation does not extend it). */
+  refresh_expires_in: number;
 }
 
 export interface Credentials {

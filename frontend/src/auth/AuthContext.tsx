@@ -13,7 +13,7 @@ import {
 import { api, ApiError, refreshSession } from "../api/client";
 import { keys } from "../api/queryClient";
 import type { Credentials, User } from "../api/types";
-import { readRefreshToken, session, type ExpiryReason } from "./session";
+import { session, type ExpiryReason } from "./session";
 
 export type AuthStatus = "loading" | "signed_in" | "signed_out" | "error";
 
@@ -42,8 +42,9 @@ export function useSession() {
 export function AuthProvider({ children }: { children: ReactNode }) {
   const queryClient = useQueryClient();
   const snap = useSession();
-  // A reload keeps the refresh token (sessionStorage) but not the access token (memory): trade one for the other.
-  const [restoring, setRestoring] = useState(() => snap.accessToken === null && session.hasRefreshToken());
+  // A reload loses the access token (memory) but not the HttpOnly refresh cookie: trade one for the other.
+  // Whether a cookie exists is invisible to script, so a signed-out visitor costs one refused refresh.
+  const [restoring, setRestoring] = useState(() => snap.accessToken === null);
   const [restoreError, setRestoreError] = useState<unknown>(null);
 
   const restore = useCallback(() => {
@@ -86,9 +87,8 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const register = useCallback((credentials: Credentials) => api.auth.register(credentials), []);
 
   const logout = useCallback(async () => {
-    const refreshToken = readRefreshToken();
     try {
-      if (refreshToken) await api.auth.logout(refreshToken);
+      if (session.getAccessToken() !== null) await api.auth.logout();
     } catch {
       // The local session ends regardless; the server-side token then simply expires.
     } finally {
@@ -103,7 +103,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     let error: unknown = null;
     if (restoring) status = "loading";
     else if (!signedIn) {
-      status = restoreError && session.hasRefreshToken() ? "error" : "signed_out";
+      status = restoreError ? "error" : "signed_out";
       error = restoreError;
     } else if (me.data) status = "signed_in";
     else if (me.isError) {

@@ -2,15 +2,12 @@
  * The token store. The access token lives only in this module's memory (never in storage, so an XSS
  * payload cannot lift it from localStorage and it is gone when the tab closes).
  *
- * The refresh token is kept in sessionStorage so that a page reload in the same tab stays signed in.
- * That is weaker than the HttpOnly `__Host-` cookie RELIABILITY.md TOK-09 asks for (script on the page can
- * read it); it is the interim choice until the backend sets the refresh cookie, at which point
- * `readRefreshToken`/`writeRefreshToken` go away and the refresh call sends `credentials: "same-origin"`.
+ * The refresh token never reaches JavaScript (RELIABILITY.md TOK-09): the server sets it as the HttpOnly
+ * `__Host-aaiti_refresh` cookie at login and rotates it on every refresh. A page reload therefore starts with
+ * no access token and asks `/api/auth/refresh` for one; the cookie decides whether that works.
  */
 
 import type { TokenPair } from "../api/types";
-
-const REFRESH_KEY = "aaiti.refresh_token";
 
 export type ExpiryReason = "expired" | "logged_out" | "password_changed";
 
@@ -34,26 +31,6 @@ function emit(next: SessionSnapshot): void {
   for (const listener of listeners) listener();
 }
 
-function storage(): Storage | null {
-  try {
-    return typeof window === "undefined" ? null : window.sessionStorage;
-  } catch {
-    // Storage can throw when disabled by the browser's privacy settings; the session then lasts one page.
-    return null;
-  }
-}
-
-export function readRefreshToken(): string | null {
-  return storage()?.getItem(REFRESH_KEY) ?? null;
-}
-
-function writeRefreshToken(token: string | null): void {
-  const s = storage();
-  if (!s) return;
-  if (token === null) s.removeItem(REFRESH_KEY);
-  else s.setItem(REFRESH_KEY, token);
-}
-
 export const session = {
   getSnapshot(): SessionSnapshot {
     return snapshot;
@@ -67,13 +44,8 @@ export const session = {
     return generation;
   },
 
-  hasRefreshToken(): boolean {
-    return readRefreshToken() !== null;
-  },
-
-  /** Stores a login/refresh answer. The refresh token rotates on every use, so the new one replaces the old. */
+  /** Stores a login/refresh answer (the refresh token itself stays in the cookie). */
   setTokens(pair: TokenPair, nowMs: number = Date.now()): void {
-    writeRefreshToken(pair.refresh_token);
     emit({
       accessToken: pair.access_token,
       expiresAt: Number.isFinite(pair.expires_in) ? nowMs + pair.expires_in * 1000 : null,
@@ -81,10 +53,9 @@ export const session = {
     });
   },
 
-  /** Forgets both tokens. `reason` is shown on the login page. */
+  /** Forgets the access token (the server clears the cookie on logout). `reason` is shown on the login page. */
   clear(reason: ExpiryReason | null = null): void {
     generation += 1;
-    writeRefreshToken(null);
     emit({ accessToken: null, expiresAt: null, endedBecause: reason });
   },
 

@@ -25,7 +25,8 @@ describe("LoginPage", () => {
     await userEvent.click(screen.getByRole("button", { name: "Sign in" }));
 
     expect(screen.getByText("Enter a valid email address.")).toBeInTheDocument();
-    expect(server.calls).toHaveLength(0);
+    // Only the mount-time attempt to resume a session from the refresh cookie; no login call.
+    expect(server.calls.map((c) => c.url)).toEqual(["/api/auth/refresh"]);
   });
 
   it("shows the server's detail when the credentials are refused", async () => {
@@ -37,11 +38,12 @@ describe("LoginPage", () => {
     await userEvent.click(screen.getByRole("button", { name: "Sign in" }));
 
     expect(await screen.findByRole("alert")).toHaveTextContent("Incorrect email or password");
-    expect(server.calls).toHaveLength(1);
-    expect(server.calls[0]).toMatchObject({
+    const calls = server.calls.filter((c) => c.url !== "/api/auth/refresh");
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({
       url: "/api/auth/login",
       method: "POST",
-      body: { email: "ada@example.com", password: "wrong password" },
+      body: { email: "ada@example.com", password: "wrong password", refresh_cookie: true },
       authorization: null,
     });
     expect(session.getAccessToken()).toBeNull();
@@ -50,7 +52,13 @@ describe("LoginPage", () => {
   it("stores the tokens and leaves for the page that was asked for", async () => {
     const server = mockFetch((call) => {
       if (call.url === "/api/auth/login") {
-        return json(200, { access_token: "a1", refresh_token: "r1", token_type: "bearer", expires_in: 900 });
+        return json(200, {
+          access_token: "a1",
+          refresh_token: null,
+          token_type: "bearer",
+          expires_in: 900,
+          refresh_expires_in: 604800,
+        });
       }
       if (call.url === "/api/auth/me") return json(200, user);
       return json(404, { error: "not_found", detail: "nope" });
@@ -63,8 +71,8 @@ describe("LoginPage", () => {
 
     expect(await screen.findByText("dashboard")).toBeInTheDocument();
     expect(session.getAccessToken()).toBe("a1");
-    expect(window.sessionStorage.getItem("aaiti.refresh_token")).toBe("r1");
-    expect(server.calls[0]?.body).toEqual({ email: "ada@example.com", password: "correct horse" });
+    const loginCall = server.calls.find((c) => c.url === "/api/auth/login");
+    expect(loginCall?.body).toEqual({ email: "ada@example.com", password: "correct horse", refresh_cookie: true });
     await waitFor(() => expect(server.calls.some((c) => c.url === "/api/auth/me")).toBe(true));
   });
 

@@ -6,7 +6,7 @@ import { renderWithApp } from "../test/render";
 import { BotDetailPage, BotsPage } from "./ResourcePages";
 
 describe("resource pages of APIs still being built", () => {
-  beforeEach(() => session.setTokens({ access_token: "a", refresh_token: "r", token_type: "bearer", expires_in: 900 }));
+  beforeEach(() => session.setTokens({ access_token: "a", refresh_token: null, token_type: "bearer", expires_in: 900, refresh_expires_in: 604800 }));
   afterEach(() => {
     vi.unstubAllGlobals();
     session.clear();

@@ -5,6 +5,7 @@ export interface RecordedCall {
   method: string;
   authorization: string | null;
   body: unknown;
+  credentials: RequestCredentials | undefined;
 }
 
 export function json(status: number, body?: unknown): Response {
@@ -27,6 +28,7 @@ export function mockFetch(handler: (call: RecordedCall) => Response | Promise<Re
       method: init?.method ?? "GET",
       authorization: headers.get("Authorization"),
       body: typeof init?.body === "string" ? JSON.parse(init.body) : undefined,
+      credentials: init?.credentials,
     };
     calls.push(call);
     return handler(call);

@@ -41,6 +41,10 @@ class RegisterIn(Strict):
 class LoginIn(Strict):
     email: Email
     password: LoginPassword
+    refresh_cookie: bool = Field(
+        False,
+        description="Browsers: deliver the refresh token as an HttpOnly cookie instead of in the body",
+    )
 
 
 class RefreshIn(Strict):
@@ -54,9 +58,10 @@ class ChangePasswordIn(Strict):
 
 class TokenOut(BaseModel):
     access_token: str
-    refresh_token: str
+    refresh_token: str | None = Field(description="Null when the refresh token was set as an HttpOnly cookie")
     token_type: str = "bearer"  # noqa: S105
     expires_in: int = Field(description="Access token lifetime in seconds")
+    refresh_expires_in: int = Field(description="Seconds until the session ends (absolute; rotation keeps it)")
 
 
 class UserOut(BaseModel):

@@ -74,6 +74,7 @@ class IssuedTokens:
     access_token: str
     refresh_token: str
     expires_in: int
+    refresh_expires_in: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,16 +258,17 @@ class AuthService:
             user_id=user.id, role=user.role, token_version=user.token_version, now=now
         )
         raw = new_refresh_token()
+        expires_at = family_expires or now + self.refresh_ttl
         session.add(
             RefreshToken(
                 user_id=user.id,
                 family_id=family_id,
                 token_hash=hash_refresh_token(raw),
                 created_at=now,
-                expires_at=family_expires or now + self.refresh_ttl,
+                expires_at=expires_at,
             )
         )
-        return IssuedTokens(access, raw, ttl)
+        return IssuedTokens(access, raw, ttl, max(0, int((expires_at - now).total_seconds())))
 
     async def _invalidate_sessions(self, session: AsyncSession, user_id: uuid.UUID) -> None:
         await session.execute(

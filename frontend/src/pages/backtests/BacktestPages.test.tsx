@@ -55,7 +55,7 @@ describe("BacktestMetricsGrid", () => {
 });
 
 describe("backtest pages", () => {
-  beforeEach(() => session.setTokens({ access_token: "a", refresh_token: "r", token_type: "bearer", expires_in: 900 }));
+  beforeEach(() => session.setTokens({ access_token: "a", refresh_token: null, token_type: "bearer", expires_in: 900, refresh_expires_in: 604800 }));
   afterEach(() => {
     vi.unstubAllGlobals();
     session.clear();
