@@ -32,6 +32,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/settings"): USER,
     ("PUT", "/api/settings/{key}"): ADMIN,
     ("GET", "/api/audit-logs"): USER,
+    ("GET", "/api/audit-logs/verify"): ADMIN,
     ("GET", "/api/jobs"): USER,
     ("POST", "/api/jobs"): MUTATE,
     ("GET", "/api/jobs/{job_id}"): USER,

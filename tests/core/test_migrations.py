@@ -63,7 +63,8 @@ def test_audit_log_is_append_only_on_sqlite(tmp_path: Path) -> None:
     command.upgrade(_cfg(f"sqlite+aiosqlite:///{db}"), "head")
     con = sqlite3.connect(db)
     con.execute(
-        "INSERT INTO audit_logs (id, action, outcome, timestamp) VALUES ('x1', 'test', 'success', '2026-01-01')"
+        "INSERT INTO audit_logs (id, action, outcome, timestamp, seq, prev_hash, row_hash) "
+        "VALUES ('x1', 'test', 'success', '2026-01-01', 1, 'p', 'r')"
     )
     con.commit()
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
@@ -112,8 +113,8 @@ def test_postgres_upgrade_roundtrip_no_drift_and_append_only(pg: str) -> None:
                 assert names >= SEED_TABLES
                 await conn.execute(
                     text(
-                        "INSERT INTO audit_logs (id, action, outcome, timestamp) "
-                        "VALUES (gen_random_uuid(), 'test', 'success', now())"
+                        "INSERT INTO audit_logs (id, action, outcome, timestamp, seq, prev_hash, row_hash) "
+                        "VALUES (gen_random_uuid(), 'test', 'success', now(), 1, 'p', 'r')"
                     )
                 )
                 col = (

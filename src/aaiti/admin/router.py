@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from aaiti.admin import service
-from aaiti.admin.schemas import AuditLogOut, AuditLogPage, SettingIn, SettingOut
+from aaiti.admin.schemas import AuditChainReportOut, AuditLogOut, AuditLogPage, SettingIn, SettingOut
 from aaiti.auth.dependencies import Admin, Auth, CurrentUser
 from aaiti.auth.models import User
 from aaiti.auth.schemas import UserOut, UserPage, UserPatch
-from aaiti.core.audit import Outcome
+from aaiti.core.audit import Outcome, verify_audit_chain
 from aaiti.core.dependencies import Core, Paging, ReadSession, UoW, audit_context
 from aaiti.core.errors import Invalid
 
@@ -53,6 +53,22 @@ async def put_setting(key: SettingKey, body: SettingIn, request: Request, _: Adm
     out = await service.put_setting(uow.session, audit_context(request), core.clock, key, body.value)
     await uow.commit()
     return out
+
+
+@audit_router.get("/verify", response_model=AuditChainReportOut)
+async def verify_audit_logs(_: Admin, core: Core) -> AuditChainReportOut:
+    """Recompute the audit hash chain and compare it with the stored head (docs/audit.md)."""
+    # A fresh read session: the check needs a transaction of its own (one snapshot on PostgreSQL).
+    async with core.db.read() as session:
+        report = await verify_audit_chain(session)
+    return AuditChainReportOut(
+        ok=report.ok,
+        count=report.count,
+        head_seq=report.head_seq,
+        head_hash=report.head_hash,
+        bad_seq=report.bad_seq,
+        reason=report.reason,
+    )
 
 
 @audit_router.get("", response_model=AuditLogPage)

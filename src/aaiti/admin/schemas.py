@@ -43,3 +43,15 @@ class AuditLogPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class AuditChainReportOut(BaseModel):
+    """``GET /api/audit-logs/verify``: ``count``/``head_seq``/``head_hash`` describe the verified prefix; when
+    ``ok`` is false, ``bad_seq`` is the first seq that does not verify and ``reason`` says why."""
+
+    ok: bool
+    count: int
+    head_seq: int
+    head_hash: str
+    bad_seq: int | None
+    reason: str | None
