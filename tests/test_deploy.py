@@ -25,6 +25,39 @@ def test_compose_services_and_profiles() -> None:
     assert services["postgres"]["healthcheck"]["test"]
 
 
+def test_compose_passes_secrets_as_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The JWT keys reach the app as compose secrets named by real *_FILE settings, never as values."""
+    from aaiti.core.config import Settings, resolve_secrets
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    declared = compose["secrets"]
+    app = compose["services"]["app"]
+    environment = app["environment"]
+    assert "AAITI_AUTH__JWT_SECRET" not in environment and "AAITI_AUTH__JWT_PREVIOUS_SECRETS" not in environment
+    mounted = set(app["secrets"])
+    assert {"jwt_secret", "jwt_previous_secrets"} <= mounted <= set(declared)
+    assert all(declared[name]["file"].startswith("./secrets/") for name in declared)
+    postgres = compose["services"]["postgres"]
+    assert "POSTGRES_PASSWORD" not in postgres["environment"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert "postgres_password" in postgres["secrets"]
+
+    # What the container sees: /run/secrets/<name> files (here under tmp_path) and the compose environment.
+    (tmp_path / "jwt_secret").write_text("k7Qd9vX2mL4pR8sT1wY6zB3nC5fH0jE-aUgKoIqZ\n")
+    (tmp_path / "jwt_previous_secrets").write_text("")
+    for name in mounted:
+        (tmp_path / name).chmod(0o400)
+    file_vars = {k: v for k, v in environment.items() if k.endswith("_FILE")}
+    assert set(file_vars) == {"AAITI_AUTH__JWT_SECRET_FILE", "AAITI_AUTH__JWT_PREVIOUS_SECRETS_FILE"}
+    for key, value in file_vars.items():
+        assert value.startswith("/run/secrets/") and value.removeprefix("/run/secrets/") in mounted, key
+        monkeypatch.setenv(key, str(tmp_path / value.removeprefix("/run/secrets/")))
+    settings = Settings(env=environment["AAITI_ENV"], var_dir=tmp_path)
+    resolve_secrets(settings)
+    assert settings.jwt_key() == "k7Qd9vX2mL4pR8sT1wY6zB3nC5fH0jE-aUgKoIqZ"
+    assert settings.jwt_previous_keys() == ()
+
+
 def test_prometheus_scrapes_metrics_path() -> None:
     config = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
     job = config["scrape_configs"][0]

@@ -193,6 +193,16 @@ def build_fastapi(settings: Settings, gateway: SocketGateway, clock: Clock) -> F
 def create_auth_service(
     settings: Settings, *, clock: Clock | None = None, limiter: RateLimiter | None = None
 ) -> AuthService:
+    codec = TokenCodec(
+        secret=settings.jwt_key(),
+        previous_secrets=settings.jwt_previous_keys(),
+        issuer=settings.auth.issuer,
+        audience=settings.auth.audience,
+        access_ttl_s=settings.auth.access_ttl_s,
+        leeway_s=settings.auth.leeway_s,
+    )
+    # Key ids are fingerprints, not keys: logging them lets an operator confirm a rotation took effect.
+    log.info("jwt_keys", signing_kid=codec.kid, accepted_kids=list(codec.key_ids))
     return AuthService(
         hasher=PasswordHasher(
             memory_kib=settings.auth.argon2_memory_kib,
@@ -200,13 +210,7 @@ def create_auth_service(
             parallelism=settings.auth.argon2_parallelism,
             concurrency=settings.auth.hash_concurrency,
         ),
-        codec=TokenCodec(
-            secret=settings.jwt_key(),
-            issuer=settings.auth.issuer,
-            audience=settings.auth.audience,
-            access_ttl_s=settings.auth.access_ttl_s,
-            leeway_s=settings.auth.leeway_s,
-        ),
+        codec=codec,
         clock=clock or SystemClock(),
         limiter=limiter or RateLimiter(settings.redis_url),
         refresh_ttl_s=settings.auth.refresh_ttl_s,

@@ -13,6 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.conftest import TEST_SECRET, Account
 
+from aaiti.auth.security import key_id
+
 
 def _claims(account: Account, **changes: Any) -> dict[str, Any]:
     payload = jwt.decode(account.access, options={"verify_signature": False})
@@ -33,7 +35,11 @@ def _unsigned(payload: dict[str, Any], alg: str = "none") -> str:
 def forged(alice: Account) -> dict[str, str]:
     now = int(time.time())
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    sign = lambda claims, key=TEST_SECRET, alg="HS256": jwt.encode(claims, key, algorithm=alg)  # noqa: E731
+
+    def sign(claims: dict[str, Any], key: Any = TEST_SECRET, alg: str = "HS256") -> str:
+        # The real key's kid, so that each case is refused for the flaw it carries, not for a missing kid.
+        return jwt.encode(claims, key, algorithm=alg, headers={"kid": key_id(TEST_SECRET)})
+
     return {
         "alg_none": _unsigned(_claims(alice)),
         "alg_none_no_dot": _unsigned(_claims(alice))[:-1],
@@ -57,11 +63,17 @@ def forged(alice: Account) -> dict[str, str]:
         "two_segments": "abc.def",
         "huge_header": _b64(b"{" + b" " * 100_000 + b"}") + ".e30.sig",
         "refresh_as_access": alice.refresh,
+        "no_kid": jwt.encode(_claims(alice), TEST_SECRET, algorithm="HS256"),
+        # the control: the same signer with nothing wrong is accepted (see the test below)
+        "control": sign(_claims(alice)),
     }
 
 
 async def test_forged_tokens_rejected(client: httpx.AsyncClient, alice: Account, forged: dict[str, str]) -> None:
     assert (await client.get("/api/auth/me", headers=alice.headers)).status_code == 200
+    control = forged.pop("control")
+    ok = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {control}"})
+    assert ok.status_code == 200, "the forging helper itself must make acceptable tokens"
     for name, token in forged.items():
         r = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401, f"{name}: {r.status_code} {r.text[:200]}"

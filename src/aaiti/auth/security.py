@@ -6,6 +6,11 @@ Passwords are used exactly as typed: no trimming, no normalisation, no truncatio
 
 Access tokens: JWT HS256 with iss/aud/typ/exp/iat/jti/sub and ``tv`` (the user's token version, compared with
 the database on every request). Refresh tokens: 256-bit opaque strings; only their SHA-256 is stored.
+
+Key rotation (docs/secrets.md): tokens carry a ``kid`` header, a non-secret fingerprint of the signing key
+(:func:`key_id`). Signing always uses the current key; verification picks the key by ``kid`` among the current and
+the previous keys, so a token signed before a rotation stays valid until it expires. A missing or unknown ``kid``
+is refused before any signature work (every token this service has ever issued carries one).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from types import MappingProxyType
 
 import anyio
 import jwt
@@ -33,6 +40,15 @@ ACCESS_TYPE = "access"
 COMMON_PASSWORD_COUNT = 3000
 VERIFIED_CACHE_SIZE = 10_000
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "aud", "iss", "jti", "typ", "tv"]
+KID_LABEL = b"aaiti.jwt.kid.v1\x00"
+KID_LENGTH = 16
+
+
+def key_id(secret: str) -> str:
+    """The ``kid`` of an HS256 key: 16 hex characters of SHA-256 over a fixed label and the key.
+
+    Safe to publish: the keys are at least 32 random bytes, so the fingerprint reveals nothing usable about them."""
+    return hashlib.sha256(KID_LABEL + secret.encode()).hexdigest()[:KID_LENGTH]
 
 
 @cache
@@ -89,13 +105,36 @@ class AccessClaims:
 
 
 class TokenCodec:
-    def __init__(self, *, secret: str, issuer: str, audience: str, access_ttl_s: int, leeway_s: int) -> None:
+    """Mints and verifies access tokens with a fixed key set.
+
+    Keys change only at a restart, i.e. with a new codec; the verified-token cache lives in the instance, so a
+    token accepted under a key that has since been removed is never served from it."""
+
+    def __init__(
+        self,
+        *,
+        secret: str,
+        issuer: str,
+        audience: str,
+        access_ttl_s: int,
+        leeway_s: int,
+        previous_secrets: Sequence[str] = (),
+    ) -> None:
         self._secret = secret
+        self.kid = key_id(secret)
+        keys = {key_id(old): old for old in previous_secrets}
+        keys[self.kid] = secret
+        self._keys: Mapping[str, str] = MappingProxyType(keys)
         self.issuer = issuer
         self.audience = audience
         self.access_ttl = timedelta(seconds=access_ttl_s)
         self._leeway = leeway_s
         self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The kids this codec verifies, current first (for the start-up log; not secret)."""
+        return (self.kid, *(k for k in self._keys if k != self.kid))
 
     def encode_access(self, *, user_id: uuid.UUID, role: str, token_version: int, now: datetime) -> tuple[str, int]:
         exp = now + self.access_ttl
@@ -110,7 +149,8 @@ class TokenCodec:
             "role": role,
             "tv": token_version,
         }
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), int(self.access_ttl.total_seconds())
+        token = jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"kid": self.kid})
+        return token, int(self.access_ttl.total_seconds())
 
     def decode_access(self, token: str, *, now: float | None = None) -> AccessClaims:
         """Verify signature, algorithm, iss, aud, exp/iat/nbf and the token type. Raises Unauthorized.
@@ -132,12 +172,21 @@ class TokenCodec:
             self._verified.popitem(last=False)
         return claims
 
+    def _key_for(self, token: str) -> str:
+        """The key named by the ``kid`` header; jku/x5u/jwk and every other header are ignored."""
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = self._keys.get(kid) if isinstance(kid, str) and len(kid) == KID_LENGTH else None
+        if key is None:
+            raise Unauthorized("invalid or expired token")
+        return key
+
     def _decode(self, token: str) -> AccessClaims:
         try:
+            key = self._key_for(token)
             # algorithms=[HS256] makes PyJWT refuse every other alg (none, HS512, RS256, ...).
             claims = jwt.decode(
                 token,
-                self._secret,
+                key,
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
