@@ -1,4 +1,4 @@
-"""The ``aaiti`` command: ``serve``, ``migrate``, ``create-admin``, ``import-candles``."""
+"""The ``aaiti`` command: ``serve``, ``migrate``, ``create-admin``, ``import-candles``, ``audit-verify`` ..."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from aaiti.core.config import ConfigError, Settings
+from aaiti.core.config import ConfigError, Settings, resolve_secrets
 
 
 def migrations_dir() -> Path:
@@ -65,10 +65,13 @@ def _create_admin(args: argparse.Namespace) -> int:
     from aaiti.core.db.session import Database
 
     settings = Settings()
-    password = args.password or os.environ.get("AAITI_ADMIN_PASSWORD") or getpass.getpass("Admin password: ")
+    resolve_secrets(settings)  # the same key checks as `serve` (dev mode creates the key the server will use)
+    configured = settings.admin_password.get_secret_value() if settings.admin_password else None
+    password = args.password or configured or getpass.getpass("Admin password: ")
+
+    migrate(settings.database.url)  # alembic runs its own event loop: before ours, not inside it
 
     async def run() -> tuple[bool, str]:
-        migrate(settings.database.url)
         db = Database(settings.database.url, synchronous=settings.database.synchronous)
         try:
             auth = create_auth_service(settings)
@@ -135,6 +138,36 @@ def _import_candles(args: argparse.Namespace) -> int:
     for row in result.rejected[:20]:
         print(f"  line {row.line}: {row.reason}", file=sys.stderr)
     return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    """Recompute the audit hash chain (read-only: no migration is run); exit 0 when it holds, 1 when not."""
+    from aaiti.core.audit import ChainReport, verify_audit_chain
+    from aaiti.core.db.session import Database
+
+    if args.batch_size < 1:
+        print("error: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    anchor: tuple[int, str] | None = None
+    if args.expect:
+        seq, _, digest = args.expect.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            print("error: --expect takes SEQ:HASH (a seq and a 64-digit hex hash)", file=sys.stderr)
+            return 2
+        anchor = (int(seq), digest)
+    settings = Settings()
+
+    async def run() -> ChainReport:
+        db = Database(settings.database.url, synchronous=settings.database.synchronous)
+        try:
+            async with db.read() as session:
+                return await verify_audit_chain(session, batch_size=args.batch_size, anchor=anchor)
+        finally:
+            await db.dispose()
+
+    report = asyncio.run(run())
+    print(report.describe())
+    return 0 if report.ok else 1
 
 
 def _epoch_ms(text: str | None) -> int | None:
@@ -230,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     mig.add_argument("revision", nargs="?", default="head")
     admin = sub.add_parser("create-admin", help="create the first administrator")
     admin.add_argument("--email", required=True)
-    admin.add_argument("--password", help="omit to be prompted (or set AAITI_ADMIN_PASSWORD)")
+    admin.add_argument(
+        "--password", help="omit to be prompted (or set AAITI_ADMIN_PASSWORD or AAITI_ADMIN_PASSWORD_FILE)"
+    )
     imp = sub.add_parser("import-candles", help="store candles from a CSV (timestamp_ms,open,high,low,close,volume)")
     imp.add_argument("file")
     imp.add_argument("--symbol", required=True, help="ticker, e.g. BTC")
@@ -251,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--end", help="last candle open time (inclusive)")
     tr.add_argument("--json", action="store_true", help="print the full result as JSON")
     tr.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    av = sub.add_parser("audit-verify", help="check the audit log's hash chain (exit 0 intact, 1 broken)")
+    av.add_argument("--batch-size", type=int, default=1000, help="rows read per query")
+    av.add_argument("--expect", metavar="SEQ:HASH", help="a head exported earlier that the chain must still hold")
     bt = sub.add_parser("backtest", help="run a backtest on bundled data in this process and print the report")
     _backtest_arguments(bt)
     args = parser.parse_args(argv)
@@ -269,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             return _backtest(args)
         if args.command == "import-candles":
             return _import_candles(args)
+        if args.command == "audit-verify":
+            return _audit_verify(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
