@@ -8,12 +8,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= ml,dev,postgres,distributed
 
-.PHONY: run test install frontend frontend-test browser lint typecheck layers pytest bench clean
+.PHONY: run test install frontend frontend-test browser lint typecheck layers pytest bench clean lock audit
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every transitive dependency to the versions the suite passed with (RELIABILITY CFG-06).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -66,6 +67,20 @@ bench: install $(BENCH_VENV)/.installed
 	PYTHONPATH=src $(BENCH_VENV)/bin/python bench/backtest.py
 	$(BIN)/python bench/models.py
 	$(BIN)/python bench/feed.py
+
+# Re-resolve the newest versions pyproject.toml allows and pin them (then run make test before committing).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	{ echo "# Exact versions the test suite passed with (make lock regenerates; torch is pinned in pyproject.toml)."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v -e '^torch==' -e '^#'; } > constraints.txt
+	rm -rf .venv-lock
+
+# Known-vulnerability scan of the pinned set. Needs PyPI's JSON API or OSV, which this project's CI machines
+# cannot reach (their registry is a mirror), so it is not part of `make test`.
+audit:
+	test -x .venv-audit/bin/pip-audit || { $(PYTHON) -m venv .venv-audit && .venv-audit/bin/python -m pip install --quiet pip-audit; }
+	.venv-audit/bin/pip-audit --strict -r constraints.txt
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache
