@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import structlog
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from aaiti.core.db.base import Base, JSONType, UTCDateTime, Uuid, new_uuid, utcnow
 
@@ -55,6 +56,9 @@ class Outcome(enum.StrEnum):
 GENESIS_HASH = "0" * 64
 HEAD_ID = 1
 PENDING_KEY = "aaiti.audit.pending"
+TO_LOG_KEY = "aaiti.audit.to_log"
+"""``session.info`` key of the chained rows' log records, emitted once their transaction commits."""
+log = structlog.get_logger("aaiti.audit")
 """``session.info`` key of the rows queued by :func:`record_audit` and not yet chained (call order)."""
 
 
@@ -284,7 +288,46 @@ def _chain_pending_rows(session: Session, _flush_context: Any, _instances: Any) 
         row.prev_hash = prev_hash
         row.row_hash = row_chain_hash(row, prev_hash)
         prev_hash = row.row_hash
+        session.info.setdefault(TO_LOG_KEY, []).append((session.get_nested_transaction(), _log_record(row)))
     conn.execute(update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(seq=seq, hash=prev_hash))
+
+
+def _log_record(row: AuditLog) -> dict[str, Any]:
+    """What the security log says about an audit row (RELIABILITY LOG-01): never its details, which may
+    quote user input; the row in the database has them, redacted."""
+    return {
+        "action": row.action,
+        "outcome": row.outcome,
+        "actor_id": None if row.user_id is None else str(row.user_id),
+        "resource_type": row.resource_type,
+        "resource_id": row.resource_id,
+        "client_ip": row.ip_address,
+        "request_id": row.request_id,
+        "audit_seq": row.seq,
+    }
+
+
+@event.listens_for(Session, "after_commit")
+def _log_committed_rows(session: Session) -> None:
+    """One structured ``security_event`` line per audit row, only once the row is committed: a rolled-back
+    action did not happen and is not reported as if it had."""
+    for _, record in session.info.pop(TO_LOG_KEY, []):
+        log.info("security_event", **record)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_rows(session: Session, previous_transaction: SessionTransaction) -> None:
+    """Drop the log records of rows flushed inside the transaction (or savepoint) that was rolled back."""
+    kept = []
+    for owner, record in session.info.get(TO_LOG_KEY, []):
+        inside = previous_transaction.parent is None  # the whole transaction: every record goes
+        ancestor = owner
+        while not inside and ancestor is not None:
+            inside = ancestor is previous_transaction
+            ancestor = ancestor.parent
+        if not inside:
+            kept.append((owner, record))
+    session.info[TO_LOG_KEY] = kept
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,10 @@ def configure_logging(*, level: str = "INFO", json_logs: bool = True) -> None:
     root.setLevel(level.upper())
     # uvicorn's access log prints the raw path with its query string; our middleware logs requests instead.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx/httpcore log every request's full URL at INFO; the market client logs its own upstream events, and a
+    # URL (query string included) is not something to write down by default.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True

@@ -26,6 +26,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = structlog.get_logger("aaiti.http")
 SLOW_REQUEST_S = 1.0
+SECURITY_STATUSES = {
+    400: "validation_failed",
+    401: "authentication_failed",
+    403: "authorization_failed",
+    413: "validation_failed",
+    422: "validation_failed",
+    429: "rate_limited",
+}
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -195,12 +203,28 @@ class HttpHygieneMiddleware:
         _histogram(template, method).observe(elapsed)
         # Successful fast requests log at DEBUG (a line per request costs ~10% of throughput); errors and slow
         # requests at INFO. The metrics above count every request either way.
-        emit = log.info if status >= 400 or elapsed >= SLOW_REQUEST_S else log.debug
-        emit(
+        if status < 400 and elapsed < SLOW_REQUEST_S:
+            log.debug(
+                "http_request",
+                method=method,
+                path=scope.get("path"),
+                route=template,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+            return
+        fields: dict[str, Any] = {}
+        refused = SECURITY_STATUSES.get(status)
+        if refused is not None:
+            # RELIABILITY LOG-01: refusals are security events; the request id and user id are bound already.
+            client = scope.get("client")
+            fields = {"security_event": refused, "client_ip": client[0] if client else None}
+        log.info(
             "http_request",
             method=method,
             path=scope.get("path"),
             route=template,
             status=status,
             duration_ms=round(elapsed * 1000, 2),
+            **fields,
         )
