@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import statistics
+import time
+
 import httpx
 from sqlalchemy import select
 from tests.conftest import PASSWORD, Account, login, register
@@ -126,3 +129,18 @@ async def test_change_password(client: httpx.AsyncClient, alice: Account) -> Non
     old = await client.post("/api/auth/login", json={"email": alice.email, "password": PASSWORD})
     assert old.status_code == 401
     await login(client, alice.email, "a brand new secret")
+
+
+async def test_unknown_user_and_wrong_password_take_similar_time(client: httpx.AsyncClient, alice: Account) -> None:
+    """AUTH-05: an unknown email is verified against a dummy argon2 hash, so timing does not reveal accounts.
+    Alternating attempts, compared by median (robust to a stray slow request)."""
+    wrong: list[float] = []
+    unknown: list[float] = []
+    for i in range(30):
+        for email, bucket in ((alice.email, wrong), (f"nobody{i}@example.com", unknown)):
+            started = time.perf_counter()
+            res = await client.post("/api/auth/login", json={"email": email, "password": "not the password"})
+            bucket.append(time.perf_counter() - started)
+            assert res.status_code == 401
+    ratio = statistics.median(unknown) / statistics.median(wrong)
+    assert 0.8 < ratio < 1.25, f"unknown/wrong median latency ratio {ratio:.2f}"
