@@ -110,17 +110,31 @@ async def test_every_route_is_in_the_matrix(app: Any) -> None:
     assert not stale, f"matrix entries for routes that no longer exist: {sorted(stale)}"
 
 
+def _assert_api_headers(r: httpx.Response, what: str) -> None:
+    """CFG-01 on every answer of every route, whatever its status."""
+    assert r.headers.get("x-content-type-options") == "nosniff", what
+    assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", ""), what
+    assert r.headers.get("referrer-policy") == "no-referrer", what
+    assert r.headers.get("cache-control") == "no-store", what
+    assert r.headers.get("x-request-id"), what
+
+
 async def test_role_matrix(client: httpx.AsyncClient, alice: Account, viewer: Account, admin: Account) -> None:
     for (method, path), policy in sorted(MATRIX.items()):
-        if (method, path) in SAFE_TO_SKIP_CALLING or policy == PUBLIC:
+        if (method, path) in SAFE_TO_SKIP_CALLING:
             continue
         url = _fill(path)
+        if policy == PUBLIC:
+            _assert_api_headers(await client.request(method, url, json={}), f"public {method} {path}")
+            continue
         anon = await client.request(method, url, json={})
         assert anon.status_code == 401, f"anonymous {method} {path}: {anon.status_code}"
+        _assert_api_headers(anon, f"anonymous {method} {path}")
         results = {}
         for who in (viewer, alice, admin):
             r = await client.request(method, url, json={}, headers=who.headers)
             results[who.role] = r.status_code
+            _assert_api_headers(r, f"{who.role} {method} {path}")
         if policy == USER:
             assert all(code not in (401, 403) for code in results.values()), (method, path, results)
         elif policy == MUTATE:
