@@ -67,6 +67,7 @@ bench: install $(BENCH_VENV)/.installed
 	PYTHONPATH=src $(BENCH_VENV)/bin/python bench/backtest.py
 	$(BIN)/python bench/models.py
 	$(BIN)/python bench/feed.py
+	$(BIN)/python bench/login_flood.py
 
 # Re-resolve the newest versions pyproject.toml allows and pin them (then run make test before committing).
 lock:

@@ -48,7 +48,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(folder: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    folder: Path, workers: int, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AAITI_")},
@@ -62,6 +64,7 @@ def start_server(folder: Path, workers: int) -> tuple[subprocess.Popen[bytes], s
         "AAITI_LOG__LEVEL": "WARNING",
         "AAITI_SERVER__STATIC_DIR": str(folder / "no-dashboard"),
         "AAITI_MARKET__SOURCE": "replay",
+        **(extra_env or {}),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "aaiti", "serve", "--port", str(port)],
