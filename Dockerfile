@@ -15,11 +15,11 @@ WORKDIR /app
 RUN python -m venv /venv
 COPY wheels/ /wheels/
 RUN /venv/bin/pip install --find-links /wheels --extra-index-url "${TORCH_INDEX}" "torch==2.13.0"
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml README.md alembic.ini constraints.txt ./
 COPY migrations/ migrations/
 COPY src/ src/
 COPY --from=frontend /build/src/aaiti/static/dist/ src/aaiti/static/dist/
-RUN /venv/bin/pip install ".[ml,postgres,distributed]"
+RUN /venv/bin/pip install -c constraints.txt ".[ml,postgres,distributed]"
 
 # 3. runtime: non-root, read-only friendly (state lives in /data)
 FROM python:3.11-slim-bookworm

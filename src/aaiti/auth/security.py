@@ -166,7 +166,7 @@ class TokenCodec:
                 raise Unauthorized("invalid or expired token")
             self._verified.move_to_end(token)
             return cached
-        claims = self._decode(token)
+        claims = self._decode(token, moment)
         self._verified[token] = claims
         if len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
@@ -180,7 +180,9 @@ class TokenCodec:
             raise Unauthorized("invalid or expired token")
         return key
 
-    def _decode(self, token: str) -> AccessClaims:
+    def _decode(self, token: str, moment: float) -> AccessClaims:
+        """PyJWT checks exp/nbf/iat against the wall clock; ``moment`` (the caller's clock) is applied to exp as
+        well, the same rule as for cached tokens, so an injected clock cannot see an expired token as valid."""
         try:
             key = self._key_for(token)
             # algorithms=[HS256] makes PyJWT refuse every other alg (none, HS512, RS256, ...).
@@ -195,6 +197,8 @@ class TokenCodec:
             )
             if claims.get("typ") != ACCESS_TYPE:
                 raise Unauthorized("invalid token")
+            if float(claims["exp"]) + self._leeway <= moment:
+                raise Unauthorized("invalid or expired token")
             tv = claims["tv"]
             if not isinstance(tv, int) or isinstance(tv, bool) or not isinstance(claims.get("role"), str):
                 raise Unauthorized("invalid token")

@@ -67,7 +67,10 @@ class ServerSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list, description="Exact origins allowed by CORS and Socket.IO")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Request body cap; larger bodies get 413")
     static_dir: Path | None = Field(None, description="Built SPA folder; defaults to the package's static/dist")
-    docs_enabled: bool = True
+    docs_enabled: bool | None = Field(
+        None,
+        description="Serve /docs and /openapi.json; unset: on in dev and test, off in production (RELIABILITY AC-05)",
+    )
     metrics_token: str | None = Field(
         None, repr=False, description="Bearer token for /metrics from non-loopback scrapers"
     )
@@ -184,6 +187,13 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.env == "dev"
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        """The interactive API docs are public pages: off in production unless asked for."""
+        if self.server.docs_enabled is not None:
+            return self.server.docs_enabled
+        return self.env != "production"
 
     @property
     def json_logs(self) -> bool:
