@@ -9,7 +9,6 @@ import itertools
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from alembic import command
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select, text
 from tests.conftest import PASSWORD, Account, make_settings
-from tests.core.test_migrations import PG_URL, _pg_available
 
 from aaiti.app import create_app
 from aaiti.cli import alembic_config, main
@@ -340,17 +338,6 @@ async def test_migration_backfills_existing_rows(tmp_path: Path) -> None:
     assert chain[-1][:2] == (6, "after-migration")
     report = await _verify(url)
     assert report.ok and report.count == 6
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    if not _pg_available():
-        pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432 (database 'test'); the PG leg needs it")
-    cfg: Any = alembic_config(PG_URL)
-    command.downgrade(cfg, "base")
-    command.upgrade(cfg, "head")
-    yield PG_URL
-    command.downgrade(cfg, "base")
 
 
 async def test_concurrent_audited_requests_on_postgres(pg_url: str, tmp_path: Path) -> None:

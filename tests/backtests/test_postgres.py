@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
-from alembic import command
 from asgi_lifespan import LifespanManager
 
 from aaiti.app import create_app
-from aaiti.cli import alembic_config
 from tests.backtests.helpers import body, run_to_completion
 from tests.conftest import PASSWORD, Account, make_settings
-from tests.core.test_migrations import PG_URL, _pg_available
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    if not _pg_available():
-        pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432 (database 'test'); the PG leg needs it")
-    cfg: Any = alembic_config(PG_URL)
-    command.downgrade(cfg, "base")
-    command.upgrade(cfg, "head")
-    yield PG_URL
-    command.downgrade(cfg, "base")
 
 
 async def test_backtests_on_postgres(pg_url: str, tmp_path: Path) -> None:

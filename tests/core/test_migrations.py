@@ -10,11 +10,11 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
+from tests.conftest import PG_URL, pg_available
 
 from aaiti.cli import alembic_config
 from aaiti.core.db.engine import create_engine
 
-PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 SEED_TABLES = {"users", "ml_models", "predictions", "trading_bots", "backtests", "settings", "audit_logs"}
 SEED_INDEXES = {
     "idx_users_email",
@@ -74,24 +74,9 @@ def test_audit_log_is_append_only_on_sqlite(tmp_path: Path) -> None:
     con.close()
 
 
-def _pg_available() -> bool:
-    async def probe() -> bool:
-        engine = create_engine(PG_URL)
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            return True
-        except Exception:
-            return False
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(probe())
-
-
 @pytest.fixture(scope="module")
 def pg() -> str:
-    if not _pg_available():
+    if not pg_available():
         pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432 (database 'test'); the PG leg needs it")
     cfg = _cfg(PG_URL)
     command.downgrade(cfg, "base")

@@ -4,36 +4,21 @@ queries behave as on SQLite. Skipped with the reason when no server answers on 1
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from alembic import command
 from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 
 from aaiti.app import create_app
-from aaiti.cli import alembic_config
 from aaiti.data import bundled_datasets, load_bundled
 from aaiti.market.models import Candle
 from tests.conftest import PASSWORD, make_settings
-from tests.core.test_migrations import PG_URL, _pg_available
 from tests.market.test_api_import import BAD_LINES, GOOD, T0
 
 H = 3_600_000
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    if not _pg_available():
-        pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432 (database 'test'); the PG leg needs it")
-    cfg: Any = alembic_config(PG_URL)
-    command.downgrade(cfg, "base")
-    command.upgrade(cfg, "head")
-    yield PG_URL
-    command.downgrade(cfg, "base")
 
 
 async def _session(tmp_path: Path, pg_url: str, first: bool) -> dict[str, Any]:

@@ -203,28 +203,20 @@ class HttpHygieneMiddleware:
         _histogram(template, method).observe(elapsed)
         # Successful fast requests log at DEBUG (a line per request costs ~10% of throughput); errors and slow
         # requests at INFO. The metrics above count every request either way.
+        fields: dict[str, Any] = {
+            "method": method,
+            "path": scope.get("path"),
+            "route": template,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+        }
         if status < 400 and elapsed < SLOW_REQUEST_S:
-            log.debug(
-                "http_request",
-                method=method,
-                path=scope.get("path"),
-                route=template,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-            )
+            log.debug("http_request", **fields)
             return
-        fields: dict[str, Any] = {}
         refused = SECURITY_STATUSES.get(status)
         if refused is not None:
             # RELIABILITY LOG-01: refusals are security events; the request id and user id are bound already.
             client = scope.get("client")
-            fields = {"security_event": refused, "client_ip": client[0] if client else None}
-        log.info(
-            "http_request",
-            method=method,
-            path=scope.get("path"),
-            route=template,
-            status=status,
-            duration_ms=round(elapsed * 1000, 2),
-            **fields,
-        )
+            fields["security_event"] = refused
+            fields["client_ip"] = client[0] if client else None
+        log.info("http_request", **fields)
