@@ -363,6 +363,7 @@ export const researchApi = {
     run: (body: BacktestBody) => request<BacktestSubmitted>("/api/backtests", { method: "POST", body }),
     compare: (ids: readonly string[]) =>
       request<BacktestCompare>("/api/backtests/compare", { query: { ids: ids.join(",") } }),
+    remove: (id: Id) => request<void>(`/api/backtests/${seg(id)}`, { method: "DELETE" }),
   },
 };
 

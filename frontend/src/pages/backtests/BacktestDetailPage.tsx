@@ -15,6 +15,8 @@ import { Link as RouterLink, useParams } from "react-router";
 import { researchApi, researchKeys, type BacktestDetail } from "../../api/research";
 import { ErrorAlert } from "../../components/ErrorAlert";
 import { Empty, Loading } from "../../components/Loading";
+import { useAuth } from "../../auth/AuthContext";
+import { DeleteButton } from "../../components/DeleteButton";
 import { PageHeader } from "../../components/PageHeader";
 import { Paginator } from "../../components/Paginator";
 import { formatDateTime, formatNumber, formatPrice } from "../../lib/format";
@@ -106,6 +108,8 @@ function Trades({ id, total }: { id: string; total: number }) {
 
 export function BacktestDetailPage() {
   const { id = "" } = useParams();
+  const { user } = useAuth();
+  const canWrite = user?.role !== "viewer";
   const detail = useQuery({ queryKey: researchKeys.backtest(id), queryFn: () => researchApi.backtests.get(id) });
   const bt = detail.data;
   const equityLines = useMemo(() => {
@@ -140,7 +144,22 @@ export function BacktestDetailPage() {
     );
   return (
     <>
-      <PageHeader title={bt.name} subtitle={back} />
+      <PageHeader
+        title={bt.name}
+        subtitle={back}
+        actions={
+          canWrite ? (
+            <DeleteButton
+              what={`the backtest “${bt.name}”`}
+              consequences="Its trades and equity curves go with it."
+              remove={() => researchApi.backtests.remove(id)}
+              listKey={researchKeys.backtests}
+              detailKey={researchKeys.backtest(id)}
+              afterwards="/backtests"
+            />
+          ) : null
+        }
+      />
       <Grid container spacing={2}>
         <Grid size={12}>
           <Card variant="outlined">

@@ -25,6 +25,7 @@ import { ErrorAlert } from "../../components/ErrorAlert";
 import { JobProgressBar } from "../../components/JobsTable";
 import { Empty, Loading } from "../../components/Loading";
 import { NullableValue } from "../../components/NullableValue";
+import { DeleteButton } from "../../components/DeleteButton";
 import { PageHeader } from "../../components/PageHeader";
 import { formatDateTime, formatNumber } from "../../lib/format";
 import { formatModelMetric, shortHash } from "../../lib/metrics";
@@ -360,7 +361,22 @@ export function ModelDetailPage() {
   const evaluation = model.performance_metrics?.evaluation;
   return (
     <>
-      <PageHeader title={model.name} subtitle={back} />
+      <PageHeader
+        title={model.name}
+        subtitle={back}
+        actions={
+          canWrite ? (
+            <DeleteButton
+              what={`the model “${model.name}”`}
+              consequences="Its versions, artefacts and stored predictions go with it; a running training is cancelled. A model that backtests used cannot be deleted until they are."
+              remove={() => researchApi.models.remove(id)}
+              listKey={researchKeys.models}
+              detailKey={researchKeys.model(id)}
+              afterwards="/models"
+            />
+          ) : null
+        }
+      />
       <Grid container spacing={2}>
         <Grid size={{ xs: 12, lg: 6 }}>
           <Card variant="outlined">
