@@ -22,6 +22,7 @@ const BacktestDetailPage = lazy(() => import("./pages/backtests/BacktestDetailPa
 const BacktestComparePage = lazy(() => import("./pages/backtests/BacktestComparePage"));
 const ModelsPage = lazy(() => import("./pages/models/ModelsPage"));
 const ModelDetailPage = lazy(() => import("./pages/models/ModelDetailPage"));
+const ModelComparePage = lazy(() => import("./pages/models/ModelComparePage"));
 const BotsPage = resourcePage("BotsPage");
 const BotDetailPage = resourcePage("BotDetailPage");
 
@@ -52,6 +53,7 @@ export function AppRoutes() {
           <Route path="backtests/compare" element={<BacktestComparePage />} />
           <Route path="backtests/:id" element={<BacktestDetailPage />} />
           <Route path="models" element={<ModelsPage />} />
+          <Route path="models/compare" element={<ModelComparePage />} />
           <Route path="models/:id" element={<ModelDetailPage />} />
           <Route path="bots" element={<BotsPage />} />
           <Route path="bots/:id" element={<BotDetailPage />} />

@@ -332,6 +332,48 @@ export interface BacktestCompare {
   metrics: Record<string, MetricValue[]>;
 }
 
+/** POST /api/models/compare: models trained on the same data, ranked on the same out-of-sample window. */
+export const MODEL_COMPARE_METRICS = [
+  "rmse",
+  "mae",
+  "mape",
+  "r2",
+  "mase",
+  "theil_u",
+  "rmse_skill",
+  "directional_accuracy",
+  "precision_up",
+  "recall_up",
+  "f1_up",
+  "coverage",
+  "interval_width",
+  "brier",
+] as const;
+export type ModelCompareMetric = (typeof MODEL_COMPARE_METRICS)[number];
+
+export interface RankedModel {
+  rank: number | null;
+  model_id: string;
+  name: string;
+  algorithm: string;
+  version: number;
+  value: number | null;
+  naive_value: number | null;
+  null_reason: string | null;
+  metrics: Record<string, unknown>;
+}
+
+export interface ModelCompare {
+  metric: string;
+  order: "lower_is_better" | "higher_is_better" | "closest_to_level";
+  data_fingerprint: string;
+  target: string;
+  horizon: number;
+  test_window: { first_origin_ts?: number; last_origin_ts?: number; n_origins?: number };
+  naive: Record<string, unknown>;
+  ranking: RankedModel[];
+}
+
 const seg = (id: Id) => encodeURIComponent(String(id));
 
 export const researchApi = {
@@ -351,6 +393,8 @@ export const researchApi = {
       request<PredictResponse>(`/api/models/${seg(id)}/predict`, { method: "POST", body }),
     predictions: (id: Id, page: PageParams) =>
       request<Paged<Prediction>>(`/api/models/${seg(id)}/predictions`, { query: { ...page } }),
+    compare: (ids: readonly string[], metric: ModelCompareMetric) =>
+      request<ModelCompare>("/api/models/compare", { method: "POST", body: { model_ids: ids, metric } }),
   },
   backtests: {
     strategies: () => request<StrategyCatalogue>("/api/backtests/strategies"),
@@ -382,6 +426,7 @@ export const researchKeys = {
   trades: (id: Id, limit: number, offset: number) => ["backtests", "trades", String(id), limit, offset] as const,
   runs: (id: Id, offset: number) => ["backtests", "runs", String(id), offset] as const,
   compare: (ids: readonly string[]) => ["backtests", "compare", ids.join(",")] as const,
+  modelCompare: (ids: readonly string[], metric: string) => ["models", "compare", ids.join(","), metric] as const,
 };
 
 /** Default values from a JSON Schema's top-level `properties` (what the server would fill in). */

@@ -1,5 +1,6 @@
 import Button from "@mui/material/Button";
 import Card from "@mui/material/Card";
+import Checkbox from "@mui/material/Checkbox";
 import CardContent from "@mui/material/CardContent";
 import Chip from "@mui/material/Chip";
 import Dialog from "@mui/material/Dialog";
@@ -63,6 +64,9 @@ export function ModelsPage() {
   const { user } = useAuth();
   const canWrite = user?.role !== "viewer";
   const [creating, setCreating] = useState(false);
+  const [selected, setSelected] = useState<string[]>([]);
+  const toggle = (id: string) =>
+    setSelected((prev) => (prev.includes(id) ? prev.filter((x) => x !== id) : [...prev, id].slice(-20)));
   const list = useQuery({
     queryKey: researchKeys.modelList(limit, offset),
     queryFn: () => researchApi.models.list({ limit, offset }),
@@ -76,11 +80,20 @@ export function ModelsPage() {
         title="Models"
         subtitle="Forecasting models trained on real market history and scored out of sample against the naive forecast"
         actions={
-          canWrite ? (
-            <Button variant="contained" onClick={() => setCreating(true)}>
-              New model
+          <>
+            <Button
+              variant="outlined"
+              disabled={selected.length < 2}
+              onClick={() => void navigate(`/models/compare?ids=${selected.map(encodeURIComponent).join(",")}`)}
+            >
+              Compare {selected.length >= 2 ? `(${selected.length})` : ""}
             </Button>
-          ) : null
+            {canWrite ? (
+              <Button variant="contained" onClick={() => setCreating(true)}>
+                New model
+              </Button>
+            ) : null}
+          </>
         }
       />
       <Card variant="outlined">
@@ -97,6 +110,7 @@ export function ModelsPage() {
             <Table size="small" aria-label="Models">
               <TableHead>
                 <TableRow>
+                  <TableCell padding="checkbox" />
                   <TableCell>Name</TableCell>
                   <TableCell>Algorithm</TableCell>
                   <TableCell>Data</TableCell>
@@ -108,6 +122,16 @@ export function ModelsPage() {
               <TableBody>
                 {list.data.items.map((m) => (
                   <TableRow key={String(m.id)} hover>
+                    <TableCell padding="checkbox">
+                      {m.training_status === "trained" ? (
+                        <Checkbox
+                          size="small"
+                          checked={selected.includes(String(m.id))}
+                          onChange={() => toggle(String(m.id))}
+                          slotProps={{ input: { "aria-label": `select ${m.name} for comparison` } }}
+                        />
+                      ) : null}
+                    </TableCell>
                     <TableCell>
                       <Link component={RouterLink} to={`/models/${encodeURIComponent(String(m.id))}`}>
                         {m.name}
