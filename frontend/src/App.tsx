@@ -1,4 +1,4 @@
-import { lazy, type ComponentType } from "react";
+import { lazy } from "react";
 import { Route, Routes } from "react-router";
 import { RequireAdmin, RequireAuth } from "./auth/guards";
 import { AppShell } from "./layout/AppShell";
@@ -14,17 +14,12 @@ const AuditLogPage = lazy(() => import("./pages/AuditLogPage"));
 const AdminUsersPage = lazy(() => import("./pages/AdminUsersPage"));
 const AccountPage = lazy(() => import("./pages/AccountPage"));
 const NotFoundPage = lazy(() => import("./pages/NotFoundPage"));
-type ResourcePageName = "BotsPage" | "BotDetailPage";
-const resourcePage = (name: ResourcePageName) =>
-  lazy(async (): Promise<{ default: ComponentType }> => ({ default: (await import("./pages/ResourcePages"))[name] }));
 const BacktestsPage = lazy(() => import("./pages/backtests/BacktestsPage"));
 const BacktestDetailPage = lazy(() => import("./pages/backtests/BacktestDetailPage"));
 const BacktestComparePage = lazy(() => import("./pages/backtests/BacktestComparePage"));
 const ModelsPage = lazy(() => import("./pages/models/ModelsPage"));
 const ModelDetailPage = lazy(() => import("./pages/models/ModelDetailPage"));
 const ModelComparePage = lazy(() => import("./pages/models/ModelComparePage"));
-const BotsPage = resourcePage("BotsPage");
-const BotDetailPage = resourcePage("BotDetailPage");
 
 export function AppRoutes() {
   return (
@@ -55,8 +50,6 @@ export function AppRoutes() {
           <Route path="models" element={<ModelsPage />} />
           <Route path="models/compare" element={<ModelComparePage />} />
           <Route path="models/:id" element={<ModelDetailPage />} />
-          <Route path="bots" element={<BotsPage />} />
-          <Route path="bots/:id" element={<BotDetailPage />} />
           <Route path="jobs" element={<JobsPage />} />
           <Route path="audit-log" element={<AuditLogPage />} />
           <Route element={<RequireAdmin />}>

@@ -22,7 +22,6 @@ import type {
   Page,
   Price,
   Readiness,
-  Resource,
   TokenPair,
   User,
   UserPatch,
@@ -233,13 +232,4 @@ export const api = {
     live: () => request<Health>("/api/health", { auth: false }),
     ready: () => request<Readiness>("/api/health/ready", { auth: false }),
   },
-  /** Backtests, models and bots: list/detail only until their schemas are fixed. */
-  resources: {
-    list: (kind: ResourceKind, page: PageParams) =>
-      request<Page<Resource>>(`/api/${kind}`, { query: { ...page } }),
-    get: (kind: ResourceKind, id: Id) =>
-      request<Resource>(`/api/${kind}/${encodeURIComponent(String(id))}`),
-  },
 };
-
-export type ResourceKind = "backtests" | "models" | "bots";

@@ -30,6 +30,4 @@ export const keys = {
   auditLogs: (limit: number, offset: number) => ["audit-logs", limit, offset] as const,
   users: (limit: number, offset: number) => ["users", limit, offset] as const,
   usersAll: ["users"] as const,
-  resources: (kind: string, limit: number, offset: number) => [kind, "list", limit, offset] as const,
-  resource: (kind: string, id: string) => [kind, "detail", id] as const,
 };

@@ -179,10 +179,3 @@ export interface JobUpdate {
 
 export type SubscribeAck = { ok: true } | { ok: false; error: string };
 
-// --- resources whose APIs are still being built ---------------------------------------------------------
-
-/** Only `id` is assumed; the pages render the other fields generically until the schemas are fixed. */
-export interface Resource {
-  id: Id;
-  [key: string]: unknown;
-}

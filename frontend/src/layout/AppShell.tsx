@@ -31,7 +31,6 @@ export const NAV_ITEMS: NavItem[] = [
   { to: "/markets", label: "Markets" },
   { to: "/backtests", label: "Backtests" },
   { to: "/models", label: "Models" },
-  { to: "/bots", label: "Bots" },
   { to: "/jobs", label: "Jobs" },
   { to: "/audit-log", label: "Audit log" },
   { to: "/admin/users", label: "Admin", adminOnly: true },
