@@ -46,8 +46,15 @@ async def test_create_admin_from_a_password_file_then_log_in(tmp_path: Path) -> 
     with sqlite3.connect(tmp_path / "var" / "aaiti.db") as conn:
         assert conn.execute("SELECT email, role FROM users").fetchall() == [("root@example.com", "admin")]
     # The server started on the same folder accepts the password (one trailing newline of the file removed).
-    app = create_app(Settings(env="dev", var_dir=tmp_path / "var", log={"level": "WARNING"}))  # type: ignore[arg-type]
-    async with LifespanManager(app):
+    # The replay source: dev defaults would load the bundled history and try to reach CoinGecko.
+    settings = Settings(
+        env="dev",
+        var_dir=tmp_path / "var",
+        log={"level": "WARNING"},  # type: ignore[arg-type]
+        market={"source": "replay", "load_bundled": False},  # type: ignore[arg-type]
+    )
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             res = await client.post("/api/auth/login", json={"email": "root@example.com", "password": ADMIN_PASSWORD})

@@ -174,10 +174,13 @@ async def test_api_docs_are_off_in_production_unless_enabled(
 
     from aaiti.app import create_app
 
-    settings = make_settings(tmp_path, db_path, env=env, server={"docs_enabled": enabled})
+    # Production defaults would load the bundled history and try CoinGecko: the replay alone, as in env=test.
+    settings = make_settings(
+        tmp_path, db_path, env=env, server={"docs_enabled": enabled}, market={"source": "replay", "load_bundled": False}
+    )
     asgi = create_app(settings)
     async with (
-        LifespanManager(asgi),
+        LifespanManager(asgi, startup_timeout=30, shutdown_timeout=30),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://t") as c,
     ):
         docs = await c.get("/docs")
