@@ -364,6 +364,51 @@ async def test_concurrent_audited_requests_on_postgres(pg_url: str, tmp_path: Pa
     assert report.ok and report.count == CONCURRENT + 1 and report.head_hash == chain[-1][3]
 
 
+async def test_audit_and_data_locks_cannot_deadlock_on_postgres(pg_url: str) -> None:
+    """One transaction updates a row and then audits; another audits first and then needs that row. With the
+    chain head taken at flush the second would hold the head while waiting for the row, and the first would
+    wait for the head: a deadlock, which PostgreSQL breaks by aborting one of them. Audit rows are written at
+    commit, so the head is always the last lock taken and both commit."""
+    db = Database(pg_url)
+    key = f"test.deadlock.{uuid.uuid4().hex[:8]}"
+    try:
+        async with db.unit_of_work() as uow:
+            await uow.session.execute(
+                text("INSERT INTO settings (key, value, updated_at) VALUES (:k, '0', now())"), {"k": key}
+            )
+            await uow.commit()
+        first_holds_row = asyncio.Event()
+        second_audited = asyncio.Event()
+
+        async def first() -> None:
+            async with db.unit_of_work() as uow:
+                await uow.session.execute(text("UPDATE settings SET value = '1' WHERE key = :k"), {"k": key})
+                first_holds_row.set()
+                await second_audited.wait()
+                await asyncio.sleep(0.2)  # the second is now blocked on the row
+                record_audit(uow.session, CTX, "test.first")
+                await uow.commit()
+
+        async def second() -> None:
+            await first_holds_row.wait()
+            async with db.unit_of_work() as uow:
+                record_audit(uow.session, CTX, "test.second")
+                await uow.session.flush()
+                second_audited.set()
+                await uow.session.execute(text("UPDATE settings SET value = '2' WHERE key = :k"), {"k": key})
+                await uow.commit()
+
+        await asyncio.wait_for(asyncio.gather(first(), second()), timeout=30)
+        async with db.read() as session:
+            value = await session.scalar(text("SELECT value FROM settings WHERE key = :k"), {"k": key})
+            actions = (await session.scalars(select(AuditLog.action).order_by(AuditLog.seq.desc()).limit(2))).all()
+    finally:
+        await db.dispose()
+    assert value == "2"
+    assert list(actions) == ["test.second", "test.first"]
+    assert (await _verify(pg_url)).ok
+
+
 async def test_migration_backfill_on_postgres(pg_url: str) -> None:
     """After the concurrency test its rows are re-chained too, in (timestamp, id) order."""
     cfg: Any = alembic_config(pg_url)

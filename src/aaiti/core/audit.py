@@ -7,9 +7,10 @@ Details are redacted before they are stored: keys that look like secrets never r
 The chain (docs/audit.md): every row carries ``seq`` (1, 2, 3 ... without gaps), ``prev_hash`` (the previous
 row's ``row_hash``; 64 zeros for seq 1) and ``row_hash`` = SHA-256 of ``prev_hash`` followed by the row's
 canonical JSON (:func:`canonical_row`). The one-row table ``audit_chain_head`` holds the last seq and hash.
-:func:`record_audit` adds the row and queues it in ``session.info``; a ``before_flush`` listener assigns the chain
-fields in call order while holding the head row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite writers
-already hold the database write lock from ``BEGIN IMMEDIATE``), so concurrent transactions cannot fork it.
+:func:`record_audit` queues the row in ``session.info``; a ``before_commit`` listener writes the queued rows as
+the transaction's last statements, chained in call order while holding the head row (``SELECT ... FOR UPDATE``
+on PostgreSQL; SQLite writers already hold the database write lock from ``BEGIN IMMEDIATE``), so concurrent
+transactions cannot fork the chain, and the head being the last lock taken rules out deadlocks over it.
 """
 
 from __future__ import annotations
@@ -144,7 +145,11 @@ def record_audit(
 ) -> AuditLog:
     """Add an audit row to the caller's transaction (the caller commits).
 
-    ``seq``, ``prev_hash`` and ``row_hash`` are assigned when the row is flushed, in the order of the calls.
+    The row is queued and written when the transaction commits (or its savepoint is released), after every
+    other statement of the transaction, with ``seq``, ``prev_hash`` and ``row_hash`` assigned in call order.
+    Taking the chain head last means an audited transaction never holds the head while it waits for a data
+    row, so on PostgreSQL two writers cannot deadlock over it. A row queued in a savepoint that rolls back
+    is dropped with it.
     """
     row = AuditLog(
         id=new_uuid(),
@@ -159,8 +164,8 @@ def record_audit(
         request_id=ctx.request_id,
         timestamp=utcnow(),
     )
-    session.add(row)
-    session.info.setdefault(PENDING_KEY, []).append(row)
+    sync = session.sync_session
+    sync.info.setdefault(PENDING_KEY, []).append((sync.get_nested_transaction(), row))
     return row
 
 
@@ -255,20 +260,23 @@ def row_chain_hash(row: Any, prev_hash: str) -> str:
 
 
 @event.listens_for(Session, "before_flush")
-def _chain_pending_rows(session: Session, _flush_context: Any, _instances: Any) -> None:
-    """Give the queued audit rows of this flush their place in the chain, in call order.
-
-    The head is read (and, on PostgreSQL, row-locked until the transaction ends) at every flush that carries
-    audit rows and never cached: a rolled-back savepoint also rolls the head back.
-    """
-    queued: list[AuditLog] = session.info.pop(PENDING_KEY, [])
-    new = session.new
-    rows = [row for row in queued if row in new]
-    queued_ids = {id(row) for row in rows}
-    if any(isinstance(obj, AuditLog) and id(obj) not in queued_ids for obj in new):
+def _refuse_unchained_rows(session: Session, _flush_context: Any, _instances: Any) -> None:
+    if any(isinstance(obj, AuditLog) and obj.seq is None for obj in session.new):
         raise RuntimeError("audit rows must be added with record_audit(), which chains them")
-    if not rows:
+
+
+@event.listens_for(Session, "before_commit")
+def _chain_pending_rows(session: Session) -> None:
+    """Write the queued audit rows, chained in call order, as the last statements of the transaction.
+
+    The head is read (and, on PostgreSQL, row-locked until the transaction ends) here and never cached.
+    ``before_commit`` also runs when a savepoint is released; its rows (and any queued before it) are
+    written then, inside the savepoint.
+    """
+    queued: list[tuple[SessionTransaction | None, AuditLog]] = session.info.pop(PENDING_KEY, [])
+    if not queued:
         return
+    rows = [row for _, row in queued]
     conn = session.connection()  # Core statements: no autoflush, no identity map
     current = conn.execute(
         select(AuditChainHead.seq, AuditChainHead.hash).where(AuditChainHead.id == HEAD_ID).with_for_update()
@@ -276,20 +284,16 @@ def _chain_pending_rows(session: Session, _flush_context: Any, _instances: Any) 
     if current is None:
         raise RuntimeError("audit_chain_head has no row: run the database migrations")
     seq, prev_hash = int(current.seq), str(current.hash)
+    owner = session.get_nested_transaction()
     for row in rows:
         seq += 1
-        if row.id is None:
-            row.id = new_uuid()
-        if row.timestamp is None:
-            row.timestamp = utcnow()
-        if row.outcome is None:
-            row.outcome = Outcome.success.value
         row.seq = seq
         row.prev_hash = prev_hash
         row.row_hash = row_chain_hash(row, prev_hash)
         prev_hash = row.row_hash
-        session.info.setdefault(TO_LOG_KEY, []).append((session.get_nested_transaction(), _log_record(row)))
+        session.info.setdefault(TO_LOG_KEY, []).append((owner, _log_record(row)))
     conn.execute(update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(seq=seq, hash=prev_hash))
+    session.add_all(rows)
 
 
 def _log_record(row: AuditLog) -> dict[str, Any]:
@@ -317,17 +321,25 @@ def _log_committed_rows(session: Session) -> None:
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_rolled_back_rows(session: Session, previous_transaction: SessionTransaction) -> None:
-    """Drop the log records of rows flushed inside the transaction (or savepoint) that was rolled back."""
-    kept = []
-    for owner, record in session.info.get(TO_LOG_KEY, []):
-        inside = previous_transaction.parent is None  # the whole transaction: every record goes
-        ancestor = owner
-        while not inside and ancestor is not None:
-            inside = ancestor is previous_transaction
-            ancestor = ancestor.parent
-        if not inside:
-            kept.append((owner, record))
-    session.info[TO_LOG_KEY] = kept
+    """Drop the queued rows and the log records of rows written inside the transaction (or savepoint) that
+    was rolled back."""
+    for key in (PENDING_KEY, TO_LOG_KEY):
+        entries = session.info.get(key)
+        if entries:
+            session.info[key] = [(o, item) for o, item in entries if not _inside(o, previous_transaction)]
+
+
+def _inside(owner: SessionTransaction | None, rolled_back: SessionTransaction) -> bool:
+    """Whether an entry made while ``owner`` was the innermost savepoint (None: outside any) is undone by
+    rolling back ``rolled_back``."""
+    if rolled_back.parent is None:  # the whole transaction
+        return True
+    ancestor = owner
+    while ancestor is not None:
+        if ancestor is rolled_back:
+            return True
+        ancestor = ancestor.parent
+    return False
 
 
 @dataclass(frozen=True, slots=True)
