@@ -201,6 +201,38 @@ def test_walk_forward_stitches_out_of_sample_windows() -> None:
     assert all(t["entry_bar"] >= 120 for t in out["trades"])
 
 
+def test_walk_forward_reports_each_window_and_stops_when_cancelled() -> None:
+    spec = _spec(
+        kind="walk_forward",
+        walk_forward=WalkForwardSpec(grid={"fast": [5, 10], "slow": [20, 30]}, train_bars=120, test_bars=60),
+    )
+    candles = _btc_2017()
+    reports: list[tuple[float, str]] = []
+    execute(spec, candles, progress=lambda f, m: reports.append((f, m)))
+    windows = [(f, m) for f, m in reports if m.startswith("walk-forward: window")]
+    assert [m for _, m in windows] == [f"walk-forward: window {i}/5 optimised and tested" for i in range(1, 6)]
+    fractions = [f for f, _ in reports]
+    assert fractions == sorted(fractions) and fractions[-1] <= 1.0
+
+    class Stop(Exception):
+        pass
+
+    checks = 0
+
+    def check() -> None:
+        nonlocal checks
+        checks += 1
+        if checks == 2:
+            raise Stop
+
+    seen: list[str] = []
+    with pytest.raises(Stop):
+        execute(spec, candles, progress=lambda _f, m: seen.append(m), check=check)
+    assert [m for m in seen if m.startswith("walk-forward: window")] == [
+        "walk-forward: window 1/5 optimised and tested"
+    ]
+
+
 def test_monte_carlo_bands_are_seeded() -> None:
     spec = _spec(kind="monte_carlo", monte_carlo=MonteCarloSpec(n_sims=300, seed=7))
     a = execute(spec, _btc_2017())["robustness"]

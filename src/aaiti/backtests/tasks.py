@@ -477,11 +477,15 @@ def _window_benchmark(cmap: Mapping[str, Candles], spec: RunSpec, a: int, b: int
 
 
 def _walk_forward(
-    cmap: Mapping[str, Candles], spec: RunSpec, progress: Progress
+    cmap: Mapping[str, Candles], spec: RunSpec, progress: Progress, check: Check
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     wf_spec = spec.walk_forward
     assert wf_spec is not None
     progress(0.1, "walk-forward: optimising each window in-sample")
+
+    def after_window(done: int, total: int) -> None:
+        check()
+        progress(0.1 + 0.7 * done / total, f"walk-forward: window {done}/{total} optimised and tested")
     wf = walk_forward(
         dict(cmap),
         spec.strategy,
@@ -495,6 +499,7 @@ def _walk_forward(
         maximize=wf_spec.maximize,
         base_params=spec.params,
         periods_per_year=spec.periods_per_year,
+        on_window=after_window,
     )
     progress(0.8, "walk-forward: stitching the out-of-sample windows")
     initial = spec.config.initial_cash
@@ -587,7 +592,7 @@ def execute(
 
     Deterministic: the same spec on the same candles with the same code gives the same output and fingerprint.
     ``progress(fraction, message)`` and ``check()`` (raises to cancel) are called between phases and, for
-    sweeps, between parameter sets.
+    sweeps, between parameter sets; for walk-forward runs, after each window.
     """
     report: Progress = progress or (lambda _f, _m: None)
     checkpoint: Check = check or (lambda: None)
@@ -598,7 +603,7 @@ def execute(
     report(0.05, f"running {spec.kind} on {n_bars} bars")
     robustness: dict[str, Any] | None = None
     if spec.kind == "walk_forward":
-        main, robustness = _walk_forward(cmap, spec, report)
+        main, robustness = _walk_forward(cmap, spec, report, checkpoint)
         engine = str(main["engine"])
         ts, equity, bench = main["ts"], main["equity"], main["benchmark"]
         metrics: dict[str, Metric] = main["metrics"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -243,9 +243,12 @@ def walk_forward(
     base_params: Mapping[str, Any] | None = None,
     periods_per_year: float = 365.0,
     min_periods: int = 30,
+    on_window: Callable[[int, int], None] | None = None,
 ) -> WalkForwardResult:
     """Walk-forward optimisation (see the module docstring). Raises ``ValueError`` if no window fits or no
-    parameter set of the grid is valid."""
+    parameter set of the grid is valid.
+
+    ``on_window(done, total)`` is called after each window (progress; it may raise to stop the run)."""
     cmap = _as_map(candles)
     first = next(iter(cmap.values()))
     n = len(first)
@@ -271,6 +274,7 @@ def walk_forward(
     stitched_eq: list[FloatArray] = []
     all_trades: list[Trade] = []
     level = config.initial_cash
+    total = len(range(train_bars, n, step))
     k = 0
     while True:
         test_start = k * step + train_bars
@@ -317,6 +321,8 @@ def walk_forward(
         level = float(level * growth[-1])
         all_trades.extend(oos.trades)
         k += 1
+        if on_window is not None:
+            on_window(k, total)
     ts = np.concatenate(stitched_ts)
     equity = np.concatenate(stitched_eq)
     overall = performance_metrics(
