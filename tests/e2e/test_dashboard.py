@@ -1,4 +1,5 @@
-"""The built dashboard in headless Chromium against a real uvicorn: login, deep links, no CSP violations.
+"""The built dashboard in headless Chromium against a real uvicorn: login, deep links, no CSP violations, the
+refresh cookie, live prices, model comparison and deletion.
 
 Needs Debian's chromium (``make test`` installs it) and the built SPA (``make test`` builds it first).
 """
@@ -9,13 +10,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import async_playwright
 
 from aaiti.app import create_app
 from aaiti.core.config import Settings
 from aaiti.spa import DEFAULT_STATIC
-from tests.conftest import PASSWORD, live_server
+from tests.conftest import PASSWORD, live_server, make_account
+from tests.ml.api_support import create, train_and_wait
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -124,3 +127,42 @@ async def test_dashboard_shows_live_replay_prices_moving(built_spa: Path, fast_r
         assert "replay" in (await tile.inner_text()).lower(), "the tile names its source"
         await page.screenshot(path=str(Path(fast_replay_settings.var_dir) / "dashboard.png"))
         await browser.close()
+
+
+async def test_compare_two_trained_models_then_delete_one(built_spa: Path, settings: Settings) -> None:
+    """Real training jobs, then the dashboard: select both models, rank them, delete one after confirming."""
+    asgi = create_app(settings)
+    async with live_server(asgi) as base, async_playwright() as pw:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            owner = await make_account(client, asgi, "compare@example.com")
+            naive = await create(client, owner, name="naive btc", algorithm="naive")
+            linear = await create(client, owner, name="linear btc", algorithm="linear")
+            for model in (naive, linear):
+                await train_and_wait(client, owner, model["id"])
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = await browser.new_page()
+        await page.goto(f"{base}/login")
+        await page.get_by_label("Email").fill(owner.email)
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(lambda url: "/login" not in url, timeout=15000)
+        await page.goto(f"{base}/models")
+        await page.get_by_label("select naive btc for comparison").check(timeout=15000)
+        await page.get_by_label("select linear btc for comparison").check()
+        await page.get_by_role("button", name="Compare (2)").click()
+        ranking = page.get_by_role("table", name="Model ranking")
+        await ranking.wait_for(timeout=15000)
+        rows = ranking.locator("tbody tr")
+        assert await rows.count() == 2
+        assert "lower is better" in await page.content()
+
+        await page.goto(f"{base}/models/{linear['id']}")
+        await page.get_by_role("button", name="Delete").click()
+        await page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+        await page.wait_for_url(lambda url: url.rstrip("/").endswith("/models"), timeout=15000)
+        await page.get_by_role("link", name="naive btc").wait_for(timeout=15000)
+        assert await page.get_by_role("link", name="linear btc").count() == 0
+        await browser.close()
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            gone = await client.get(f"/api/models/{linear['id']}", headers=owner.headers)
+            assert gone.status_code == 404
