@@ -486,6 +486,7 @@ def _walk_forward(
     def after_window(done: int, total: int) -> None:
         check()
         progress(0.1 + 0.7 * done / total, f"walk-forward: window {done}/{total} optimised and tested")
+
     wf = walk_forward(
         dict(cmap),
         spec.strategy,
