@@ -14,11 +14,12 @@ import TableHead from "@mui/material/TableHead";
 import TableRow from "@mui/material/TableRow";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { useState } from "react";
-import { Link as RouterLink, useNavigate } from "react-router";
+import { Link as RouterLink } from "react-router";
 import { researchApi, researchKeys } from "../../api/research";
 import { useAuth } from "../../auth/AuthContext";
 import { ErrorAlert } from "../../components/ErrorAlert";
 import { Empty, Loading } from "../../components/Loading";
+import { CompareButton, useCompareSelection } from "../../components/CompareSelection";
 import { PageHeader } from "../../components/PageHeader";
 import { Paginator } from "../../components/Paginator";
 import { formatDateTime } from "../../lib/format";
@@ -29,18 +30,15 @@ import { BacktestRunForm } from "./BacktestRunForm";
 export function BacktestsPage() {
   const pagination = usePagination(25);
   const { limit, offset } = pagination;
-  const navigate = useNavigate();
   const { user } = useAuth();
   const canWrite = user?.role !== "viewer";
   const [running, setRunning] = useState(false);
-  const [selected, setSelected] = useState<string[]>([]);
+  const { selected, toggle, isSelected } = useCompareSelection(10);
   const list = useQuery({
     queryKey: researchKeys.backtestList(limit, offset),
     queryFn: () => researchApi.backtests.list({ limit, offset }),
     placeholderData: keepPreviousData,
   });
-  const toggle = (id: string) =>
-    setSelected((prev) => (prev.includes(id) ? prev.filter((x) => x !== id) : [...prev, id].slice(-10)));
 
   return (
     <>
@@ -49,13 +47,7 @@ export function BacktestsPage() {
         subtitle="Strategy runs over stored candles, with fees, slippage and reproducible fingerprints"
         actions={
           <>
-            <Button
-              variant="outlined"
-              disabled={selected.length < 2}
-              onClick={() => void navigate(`/backtests/compare?ids=${selected.map(encodeURIComponent).join(",")}`)}
-            >
-              Compare {selected.length >= 2 ? `(${selected.length})` : ""}
-            </Button>
+            <CompareButton selected={selected} path="/backtests/compare" />
             {canWrite ? (
               <Button variant="contained" onClick={() => setRunning(true)}>
                 Run backtest
@@ -98,7 +90,7 @@ export function BacktestsPage() {
                       <TableCell padding="checkbox">
                         <Checkbox
                           size="small"
-                          checked={selected.includes(id)}
+                          checked={isSelected(id)}
                           onChange={() => toggle(id)}
                           slotProps={{ input: { "aria-label": `select ${b.name} for comparison` } }}
                         />

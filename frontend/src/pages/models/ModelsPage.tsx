@@ -21,6 +21,7 @@ import { useAuth } from "../../auth/AuthContext";
 import { ErrorAlert } from "../../components/ErrorAlert";
 import { Empty, Loading } from "../../components/Loading";
 import { NullableValue } from "../../components/NullableValue";
+import { CompareButton, useCompareSelection } from "../../components/CompareSelection";
 import { PageHeader } from "../../components/PageHeader";
 import { Paginator } from "../../components/Paginator";
 import { formatDateTime } from "../../lib/format";
@@ -64,9 +65,7 @@ export function ModelsPage() {
   const { user } = useAuth();
   const canWrite = user?.role !== "viewer";
   const [creating, setCreating] = useState(false);
-  const [selected, setSelected] = useState<string[]>([]);
-  const toggle = (id: string) =>
-    setSelected((prev) => (prev.includes(id) ? prev.filter((x) => x !== id) : [...prev, id].slice(-20)));
+  const { selected, toggle, isSelected } = useCompareSelection(20);
   const list = useQuery({
     queryKey: researchKeys.modelList(limit, offset),
     queryFn: () => researchApi.models.list({ limit, offset }),
@@ -81,13 +80,7 @@ export function ModelsPage() {
         subtitle="Forecasting models trained on real market history and scored out of sample against the naive forecast"
         actions={
           <>
-            <Button
-              variant="outlined"
-              disabled={selected.length < 2}
-              onClick={() => void navigate(`/models/compare?ids=${selected.map(encodeURIComponent).join(",")}`)}
-            >
-              Compare {selected.length >= 2 ? `(${selected.length})` : ""}
-            </Button>
+            <CompareButton selected={selected} path="/models/compare" />
             {canWrite ? (
               <Button variant="contained" onClick={() => setCreating(true)}>
                 New model
@@ -126,7 +119,7 @@ export function ModelsPage() {
                       {m.training_status === "trained" ? (
                         <Checkbox
                           size="small"
-                          checked={selected.includes(String(m.id))}
+                          checked={isSelected(String(m.id))}
                           onChange={() => toggle(String(m.id))}
                           slotProps={{ input: { "aria-label": `select ${m.name} for comparison` } }}
                         />
